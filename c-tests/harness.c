@@ -1,0 +1,79 @@
+#include "harness.h"
+
+int h_case_failed;
+long h_checks;
+static int h_passed, h_failed;
+static const char *h_current = "(none)";
+
+void h_fail(const char *file, int line, const char *what) {
+    __atomic_fetch_add(&h_case_failed, 1, __ATOMIC_RELAXED);
+    fprintf(stderr, "FAIL %s: %s:%d: %s\n", h_current, file, line, what);
+}
+
+void h_run(const char *name, void (*fn)(void)) {
+    h_current = name;
+    h_case_failed = 0;
+    fn();
+    if (PyErr_Occurred()) {
+        h_fail(__FILE__, __LINE__, "case left an error set");
+        PyErr_Clear();
+    }
+    if (h_case_failed) h_failed++; else h_passed++;
+}
+
+int h_summary(void) {
+    printf("%s: %ld checks\n", TARGET_NAME, h_checks);
+    printf("%d passed, %d failed\n", h_passed, h_failed);
+    return h_failed ? 1 : 0;
+}
+
+static int h_error_common(const char *file, int line, PyObject *type, const char *msg, int suffix) {
+    char buf[4096];
+    __atomic_fetch_add(&h_checks, 1, __ATOMIC_RELAXED);
+    PyObject *t = NULL, *v = NULL, *tb = NULL;
+    PyErr_Fetch(&t, &v, &tb);
+    if (t == NULL) {
+        snprintf(buf, sizeof buf, "expected %s, no error set", ((PyTypeObject *)type)->tp_name);
+        h_fail(file, line, buf);
+        return 0;
+    }
+    int ok = 1;
+    if (t != type) {
+        snprintf(buf, sizeof buf, "expected %s, got %s", ((PyTypeObject *)type)->tp_name,
+                 ((PyTypeObject *)t)->tp_name);
+        h_fail(file, line, buf);
+        ok = 0;
+    }
+    if (msg != NULL) {
+        char *got = shim_error_message(v);
+        size_t gl = got ? strlen(got) : 0, ml = strlen(msg);
+        int match = got != NULL && (suffix ? (gl >= ml && strcmp(got + gl - ml, msg) == 0)
+                                           : strcmp(got, msg) == 0);
+        if (!match) {
+            snprintf(buf, sizeof buf, "message: expected%s \"%s\", got \"%s\"", suffix ? " suffix" : "",
+                     msg, got ? got : "(null)");
+            h_fail(file, line, buf);
+            ok = 0;
+        }
+        free(got);
+    }
+    Py_XDECREF(t);
+    Py_XDECREF(v);
+    Py_XDECREF(tb);
+    return ok;
+}
+
+int h_check_error(const char *file, int line, PyObject *type, const char *msg) {
+    return h_error_common(file, line, type, msg, 0);
+}
+
+int h_check_error_suffix(const char *file, int line, PyObject *type, const char *suffix) {
+    return h_error_common(file, line, type, suffix, 1);
+}
+
+long h_long(PyObject *o) {
+    if (o == NULL) return -1000000;
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred()) { PyErr_Clear(); return -1000000; }
+    return v;
+}

@@ -1,0 +1,281 @@
+//! Contexts and each thread's current context.
+//!
+//! A Context is a mutable cell holding an immutable map ([`Map`]). Setting a
+//! variable swaps in a new map; copying shares the map. Each thread has its
+//! own current context (a strong reference, or none until the first Set,
+//! Reset or CopyCurrent creates the thread's base context lazily), and the
+//! contexts it entered form a stack through `prev`.
+//!
+//! Who may touch what, which is what makes this safe without a global lock:
+//! - `entered` is claimed with a compare-exchange, so a context is on at most
+//!   one thread's stack; only that thread sets `prev` and writes the map.
+//!   The base context is never handed out, so only its thread writes it.
+//! - The owning thread reads its own map without synchronisation (no one
+//!   else writes it). Another thread copying the context takes `map_lock`
+//!   around loading the pointer and adding a reference, and the owner takes
+//!   it around swapping the pointer, so a copier never adds a reference to a
+//!   map the owner is freeing. The lock is per context and held for a few
+//!   instructions; Get never takes it.
+
+use std::cell::Cell;
+use std::fmt;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+use crate::errors::{Exc, PyErr};
+use crate::hamt::Map;
+use crate::object::{decref, dealloc_entry, incref, new_object, Owned, PyLayout, PyObject, PyTypeObject, TYPE_TYPE};
+use crate::values::Repr;
+
+/// A context object.
+#[repr(C)]
+pub struct Context {
+    ob_base: PyObject,
+    /// The map, as `Map::into_raw` (a strong reference; NULL when empty).
+    map: AtomicPtr<()>,
+    /// Guards swapping `map` against another thread's copy (module doc).
+    map_lock: AtomicBool,
+    /// Whether the context is on some thread's stack.
+    entered: AtomicBool,
+    /// While entered: the thread's previous current context (a strong
+    /// reference or NULL). Only the entering thread reads or writes it.
+    prev: AtomicPtr<Context>,
+}
+
+// SAFETY: repr(C), header first.
+unsafe impl PyLayout for Context {}
+
+/// The Context type (`_contextvars.Context`).
+#[unsafe(no_mangle)]
+pub static mut PyContext_Type: PyTypeObject = PyTypeObject::new(
+    &raw mut TYPE_TYPE,
+    c"_contextvars.Context",
+    size_of::<Context>(),
+    Some(dealloc_entry),
+    ptr::null_mut(),
+);
+
+pub(crate) fn context_type() -> *mut PyTypeObject {
+    &raw mut PyContext_Type
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        // SAFETY: the context is dead: we own its map and its prev link.
+        unsafe {
+            drop(Map::from_raw(*self.map.get_mut()));
+            let prev = *self.prev.get_mut();
+            if !prev.is_null() {
+                decref(prev.cast());
+            }
+        }
+    }
+}
+
+impl Context {
+    /// A new, not entered context holding `map`.
+    pub(crate) fn new(map: Map) -> Result<Owned<Context>, PyErr> {
+        new_object(Context {
+            ob_base: PyObject::new(context_type()),
+            map: AtomicPtr::new(map.into_raw()),
+            map_lock: AtomicBool::new(false),
+            entered: AtomicBool::new(false),
+            prev: AtomicPtr::new(ptr::null_mut()),
+        })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut PyObject {
+        self.ob_base.as_ptr()
+    }
+
+    fn lock_map(&self) {
+        let mut spins = 0u32;
+        while self
+            .map_lock
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    fn unlock_map(&self) {
+        self.map_lock.store(false, Ordering::Release);
+    }
+
+    /// The map, borrowed. Only for the thread whose current context this is
+    /// (the only writer), and only until it next changes the map.
+    pub(crate) fn owner_map(&self) -> &Map {
+        debug_assert!(CURRENT.get() == self as *const Context as *mut Context);
+        // SAFETY: the AtomicPtr's storage is a valid Map representation, and
+        // only the calling thread (the owner) replaces it.
+        unsafe { Map::borrow_raw(&*self.map.as_ptr()) }
+    }
+
+    /// A snapshot of the map, safe from any thread.
+    pub(crate) fn snapshot(&self) -> Map {
+        if CURRENT.get() == self as *const Context as *mut Context {
+            return self.owner_map().clone();
+        }
+        self.lock_map();
+        // SAFETY: under the lock the owner cannot release the map we load.
+        let map = unsafe { Map::clone_from_raw(self.map.load(Ordering::Relaxed)) };
+        self.unlock_map();
+        map
+    }
+
+    /// Replaces the map (owner only). The old map is released after the new
+    /// one is in place, so destructors that run then see the new state.
+    pub(crate) fn replace_map(&self, map: Map) {
+        if map.same(self.owner_map()) {
+            return;
+        }
+        self.lock_map();
+        let old = self.map.swap(map.into_raw(), Ordering::Relaxed);
+        self.unlock_map();
+        // SAFETY: the context owned the old map's reference.
+        drop(unsafe { Map::from_raw(old) });
+    }
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Repr(&self.ob_base).fmt(f)
+    }
+}
+
+thread_local! {
+    /// The thread's current context: a strong reference, or NULL.
+    static CURRENT: Cell<*mut Context> = const { Cell::new(ptr::null_mut()) };
+    /// 0: no exit hook yet; 1: registered; 2: the thread is exiting.
+    static EXIT_STATE: Cell<u8> = const { Cell::new(0) };
+    /// Its destructor releases what the thread holds when it exits.
+    static EXIT_HOOK: ExitHook = const { ExitHook };
+}
+
+struct ExitHook;
+
+impl Drop for ExitHook {
+    fn drop(&mut self) {
+        EXIT_STATE.set(2);
+        // Destructors run by the release may create state again (a capsule
+        // destructor that calls Set); release until nothing is left.
+        for _ in 0..16 {
+            let had_context = !CURRENT.get().is_null();
+            let had_error = !crate::errors::occurred().is_null();
+            if !had_context && !had_error {
+                break;
+            }
+            release_thread_contexts();
+            crate::errors::clear();
+        }
+    }
+}
+
+/// Makes sure the thread's contexts and pending error are released when it
+/// exits. Cheap after the first call.
+pub(crate) fn register_thread_exit() {
+    if EXIT_STATE.get() == 0 {
+        EXIT_STATE.set(1);
+        // Touching the hook registers its destructor. During thread teardown
+        // this can fail; then the state is released by the running hook.
+        let _ = EXIT_HOOK.try_with(|_| {});
+    }
+}
+
+/// Drops the thread's stack: every entered context is left (and may be
+/// entered again by any thread), then the base context is released.
+fn release_thread_contexts() {
+    let mut c = CURRENT.replace(ptr::null_mut());
+    while !c.is_null() {
+        // SAFETY: the thread owns a reference to each context on its stack
+        // (to the top one directly, to the others through `prev`).
+        unsafe {
+            let prev = (*c).prev.swap(ptr::null_mut(), Ordering::Relaxed);
+            (*c).entered.store(false, Ordering::Release);
+            decref(c.cast());
+            c = prev;
+        }
+    }
+}
+
+/// The current context, if the thread has one (borrowed: valid until the
+/// thread switches context).
+pub(crate) fn current() -> Option<&'static Context> {
+    let c = CURRENT.get();
+    // SAFETY: the thread holds a reference to its current context until it
+    // switches; callers use the borrow only within one API call.
+    (!c.is_null()).then(|| unsafe { &*c })
+}
+
+/// The current context, creating the thread's base context if it has none
+/// (CPython's `context_get`).
+pub(crate) fn current_or_create() -> Result<&'static Context, PyErr> {
+    if let Some(c) = current() {
+        return Ok(c);
+    }
+    let base = Context::new(Map::new())?;
+    register_thread_exit();
+    CURRENT.set(base.into_raw().cast());
+    Ok(current().expect("just set"))
+}
+
+/// `PyContext_New`.
+pub(crate) fn new_context() -> Result<Owned<Context>, PyErr> {
+    Context::new(Map::new())
+}
+
+/// `PyContext_Copy`.
+pub(crate) fn copy(ctx: &Context) -> Result<Owned<Context>, PyErr> {
+    Context::new(ctx.snapshot())
+}
+
+/// `PyContext_CopyCurrent`.
+pub(crate) fn copy_current() -> Result<Owned<Context>, PyErr> {
+    let ctx = current_or_create()?;
+    Context::new(ctx.owner_map().clone())
+}
+
+/// `PyContext_Enter`.
+pub(crate) fn enter(ctx: &Context) -> Result<(), PyErr> {
+    // Acquire pairs with the Release in `exit` on whichever thread last left
+    // this context, so its map writes are visible here.
+    if ctx.entered.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        return Err(PyErr::format(Exc::Runtime, format_args!("cannot enter context: {ctx} is already entered")));
+    }
+    register_thread_exit();
+    // SAFETY: the caller's borrowed reference keeps ctx alive; the thread
+    // takes its own reference, so Exit is safe even if the caller drops
+    // theirs first (CPython's S1 hazard).
+    unsafe { incref(ctx.as_ptr()) };
+    ctx.prev.store(CURRENT.get(), Ordering::Relaxed);
+    CURRENT.set(ctx as *const Context as *mut Context);
+    Ok(())
+}
+
+/// `PyContext_Exit`.
+pub(crate) fn exit(ctx: &Context) -> Result<(), PyErr> {
+    if !ctx.entered.load(Ordering::Acquire) {
+        return Err(PyErr::format(Exc::Runtime, format_args!("cannot exit context: {ctx} has not been entered")));
+    }
+    let me = ctx as *const Context as *mut Context;
+    if CURRENT.get() != me {
+        return Err(PyErr::constant(
+            Exc::Runtime,
+            crate::values::static_str!("cannot exit context: thread state references a different context object"),
+        ));
+    }
+    // Unlink first, release last: if the thread held the last reference, the
+    // context dies with `prev` already cleared, so the previous context keeps
+    // the reference the thread now relies on.
+    CURRENT.set(ctx.prev.swap(ptr::null_mut(), Ordering::Relaxed));
+    ctx.entered.store(false, Ordering::Release);
+    // SAFETY: the thread's own reference, taken by `enter`.
+    unsafe { decref(NonNull::from(ctx).as_ptr().cast()) };
+    Ok(())
+}

@@ -1,0 +1,531 @@
+//! The persistent map behind every context: ContextVar (by identity) to value.
+//!
+//! A hash array mapped trie with bitmap-compressed nodes, 32 ways per level.
+//! Keys are always ContextVars, compared by pointer; each var carries a
+//! unique 64-bit hash (a bijective mix of a counter, see `var.rs`), so two
+//! keys always part before the hash runs out (13 levels) and no collision
+//! nodes exist. Maps are immutable: `insert` and `remove` copy the path they
+//! change and share everything else, so a copy of a context is one pointer
+//! and a set is O(log n). Lookups allocate nothing and write nothing.
+//!
+//! Nodes are reference counted atomically (copies on other threads share
+//! them) and allocated on the fallible path; a failed allocation leaves the
+//! original map untouched.
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
+
+use crate::errors::PyErr;
+use crate::object::{decref, incref, PyObject};
+
+const BITS: u32 = 5;
+const MASK: u64 = (1 << BITS) - 1;
+
+/// One node: a header followed by its entries, then its children.
+#[repr(C)]
+struct Node {
+    refcnt: AtomicUsize,
+    /// Slots holding an entry.
+    datamap: u32,
+    /// Slots holding a child node.
+    nodemap: u32,
+    /// Entries in this subtree.
+    size: usize,
+}
+
+/// A key and its value, each a strong reference owned by the node.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Entry {
+    key: *mut PyObject,
+    value: *mut PyObject,
+}
+
+fn layout(entries: usize, children: usize) -> Layout {
+    let bytes = size_of::<Node>() + entries * size_of::<Entry>() + children * size_of::<*mut Node>();
+    Layout::from_size_align(bytes, align_of::<Node>()).expect("node size is small")
+}
+
+#[inline]
+fn slot_bit(hash: u64, shift: u32) -> u32 {
+    1 << ((hash >> shift) & MASK)
+}
+
+#[inline]
+fn index(map: u32, bit: u32) -> usize {
+    (map & (bit - 1)).count_ones() as usize
+}
+
+impl Node {
+    fn entries(&self) -> &[Entry] {
+        // SAFETY: a live node holds popcount(datamap) initialised entries
+        // right after its header.
+        unsafe {
+            let p = (self as *const Node).add(1).cast::<Entry>();
+            std::slice::from_raw_parts(p, self.datamap.count_ones() as usize)
+        }
+    }
+
+    fn children(&self) -> &[NodeRef] {
+        // SAFETY: children (owned NodeRefs, pointer-sized) follow the entries.
+        unsafe {
+            let p = (self as *const Node).add(1).cast::<Entry>().add(self.datamap.count_ones() as usize);
+            std::slice::from_raw_parts(p.cast::<NodeRef>(), self.nodemap.count_ones() as usize)
+        }
+    }
+}
+
+/// An owned reference to a node.
+#[repr(transparent)]
+struct NodeRef(NonNull<Node>);
+
+// SAFETY: nodes are immutable once built and their counts are atomic.
+unsafe impl Send for NodeRef {}
+// SAFETY: as above.
+unsafe impl Sync for NodeRef {}
+
+impl NodeRef {
+    #[inline]
+    fn node(&self) -> &Node {
+        // SAFETY: we hold a reference, so the node is live.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Clone for NodeRef {
+    fn clone(&self) -> Self {
+        // Relaxed: made from an existing reference (as for objects).
+        self.node().refcnt.fetch_add(1, Ordering::Relaxed);
+        NodeRef(self.0)
+    }
+}
+
+impl Drop for NodeRef {
+    fn drop(&mut self) {
+        if self.node().refcnt.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        fence(Ordering::Acquire);
+        let node = self.node();
+        let (entries, children) = (node.datamap.count_ones() as usize, node.nodemap.count_ones() as usize);
+        for e in node.entries() {
+            // SAFETY: the node owned a reference to each key and value.
+            unsafe {
+                decref(e.key);
+                decref(e.value);
+            }
+        }
+        // SAFETY: the count reached zero: drop the owned children (depth is
+        // at most 13, so this recursion is bounded), then free the block.
+        unsafe {
+            let kids = node.children().as_ptr() as *mut NodeRef;
+            for i in 0..children {
+                std::ptr::drop_in_place(kids.add(i));
+            }
+            crate::alloc::free(self.0.cast(), layout(entries, children));
+        }
+    }
+}
+
+/// How a rebuilt node's entries differ from the original's.
+#[derive(Clone, Copy)]
+enum EntryEdit {
+    Keep,
+    /// The entry at this index gets a new value.
+    Replace(usize, Entry),
+    Insert(usize, Entry),
+    Remove(usize),
+    /// Two entries, in slot order, for a node built from nothing.
+    Two(Entry, Entry),
+}
+
+/// How a rebuilt node's children differ from the original's.
+enum ChildEdit {
+    Keep,
+    Replace(usize, NodeRef),
+    Insert(usize, NodeRef),
+    Remove(usize),
+}
+
+/// Allocates a node and fills it from `old` (or nothing) with one edit to
+/// each array. Copied and inserted keys and values gain a reference; edited
+/// children are moved in. Allocation comes first, so on failure nothing has
+/// been touched (the edits are dropped, releasing any new child).
+fn build(
+    old: Option<&Node>,
+    datamap: u32,
+    nodemap: u32,
+    size: usize,
+    entry_edit: EntryEdit,
+    child_edit: ChildEdit,
+) -> Result<NodeRef, PyErr> {
+    let (n_entries, n_children) = (datamap.count_ones() as usize, nodemap.count_ones() as usize);
+    let mem = crate::alloc::allocate(layout(n_entries, n_children)).ok_or_else(PyErr::no_memory)?;
+    let node = mem.cast::<Node>();
+    let old_entries: &[Entry] = old.map_or(&[], Node::entries);
+    let old_children: &[NodeRef] = old.map_or(&[], Node::children);
+    // SAFETY: the block is fresh and sized for exactly n_entries entries and
+    // n_children children; every slot is written once below. The counts of
+    // the edits match the maps (checked in debug builds).
+    unsafe {
+        node.as_ptr().write(Node { refcnt: AtomicUsize::new(1), datamap, nodemap, size });
+        let entries = node.as_ptr().add(1).cast::<Entry>();
+        let children = entries.add(n_entries).cast::<NodeRef>();
+
+        let mut written = 0;
+        let mut put_entry = |e: Entry| {
+            incref(e.key);
+            incref(e.value);
+            entries.add(written).write(e);
+            written += 1;
+        };
+        for (i, e) in old_entries.iter().enumerate() {
+            match entry_edit {
+                EntryEdit::Replace(at, new) if at == i => put_entry(new),
+                EntryEdit::Insert(at, new) if at == i => {
+                    put_entry(new);
+                    put_entry(*e);
+                }
+                EntryEdit::Remove(at) if at == i => {}
+                _ => put_entry(*e),
+            }
+        }
+        match entry_edit {
+            EntryEdit::Insert(at, new) if at == old_entries.len() => put_entry(new),
+            EntryEdit::Two(first, second) => {
+                put_entry(first);
+                put_entry(second);
+            }
+            _ => {}
+        }
+        debug_assert_eq!(written, n_entries);
+
+        let mut written = 0;
+        let mut put_child = |c: NodeRef| {
+            children.add(written).write(c);
+            written += 1;
+        };
+        let mut edit = Some(child_edit);
+        for (i, c) in old_children.iter().enumerate() {
+            match edit.take() {
+                Some(ChildEdit::Replace(at, new)) if at == i => put_child(new),
+                Some(ChildEdit::Insert(at, new)) if at == i => {
+                    put_child(new);
+                    put_child(c.clone());
+                }
+                Some(ChildEdit::Remove(at)) if at == i => {}
+                other => {
+                    edit = other;
+                    put_child(c.clone());
+                }
+            }
+        }
+        if let Some(ChildEdit::Insert(_, new)) = edit.take() {
+            put_child(new);
+        }
+        debug_assert_eq!(written, n_children);
+        Ok(NodeRef(node))
+    }
+}
+
+/// A node holding two entries whose hashes agree below `shift`.
+fn pair(a: Entry, hash_a: u64, b: Entry, hash_b: u64, shift: u32) -> Result<NodeRef, PyErr> {
+    debug_assert!(shift < 64, "hashes are unique");
+    let (bit_a, bit_b) = (slot_bit(hash_a, shift), slot_bit(hash_b, shift));
+    if bit_a == bit_b {
+        let child = pair(a, hash_a, b, hash_b, shift + BITS)?;
+        return build(None, 0, bit_a, 2, EntryEdit::Keep, ChildEdit::Insert(0, child));
+    }
+    let (first, second) = if bit_a < bit_b { (a, b) } else { (b, a) };
+    build(None, bit_a | bit_b, 0, 2, EntryEdit::Two(first, second), ChildEdit::Keep)
+}
+
+/// Result of an insert below a node: the new node, and whether it grew.
+fn insert_at(node: &NodeRef, shift: u32, key: *mut PyObject, hash: u64, value: *mut PyObject) -> Result<(NodeRef, bool), PyErr> {
+    let n = node.node();
+    let bit = slot_bit(hash, shift);
+    let new = Entry { key, value };
+    if n.datamap & bit != 0 {
+        let i = index(n.datamap, bit);
+        let e = n.entries()[i];
+        if e.key == key {
+            if e.value == value {
+                return Ok((node.clone(), false));
+            }
+            let rebuilt = build(Some(n), n.datamap, n.nodemap, n.size, EntryEdit::Replace(i, new), ChildEdit::Keep)?;
+            return Ok((rebuilt, false));
+        }
+        let child = pair(e, crate::var::var_hash_of(e.key), new, hash, shift + BITS)?;
+        let nodemap = n.nodemap | bit;
+        let rebuilt = build(
+            Some(n),
+            n.datamap & !bit,
+            nodemap,
+            n.size + 1,
+            EntryEdit::Remove(i),
+            ChildEdit::Insert(index(nodemap, bit), child),
+        )?;
+        return Ok((rebuilt, true));
+    }
+    if n.nodemap & bit != 0 {
+        let j = index(n.nodemap, bit);
+        let (child, added) = insert_at(&n.children()[j], shift + BITS, key, hash, value)?;
+        if child.0 == n.children()[j].0 {
+            return Ok((node.clone(), false));
+        }
+        let size = n.size + added as usize;
+        return Ok((build(Some(n), n.datamap, n.nodemap, size, EntryEdit::Keep, ChildEdit::Replace(j, child))?, added));
+    }
+    let datamap = n.datamap | bit;
+    let rebuilt = build(Some(n), datamap, n.nodemap, n.size + 1, EntryEdit::Insert(index(datamap, bit), new), ChildEdit::Keep)?;
+    Ok((rebuilt, true))
+}
+
+enum Removed {
+    NotFound,
+    /// The subtree is now empty.
+    Gone,
+    Node(NodeRef),
+}
+
+fn remove_at(node: &NodeRef, shift: u32, key: *mut PyObject, hash: u64) -> Result<Removed, PyErr> {
+    let n = node.node();
+    let bit = slot_bit(hash, shift);
+    if n.datamap & bit != 0 {
+        let i = index(n.datamap, bit);
+        if n.entries()[i].key != key {
+            return Ok(Removed::NotFound);
+        }
+        if n.size == 1 {
+            return Ok(Removed::Gone);
+        }
+        let rebuilt = build(Some(n), n.datamap & !bit, n.nodemap, n.size - 1, EntryEdit::Remove(i), ChildEdit::Keep)?;
+        return Ok(Removed::Node(rebuilt));
+    }
+    if n.nodemap & bit == 0 {
+        return Ok(Removed::NotFound);
+    }
+    let j = index(n.nodemap, bit);
+    let rebuilt = match remove_at(&n.children()[j], shift + BITS, key, hash)? {
+        Removed::NotFound => return Ok(Removed::NotFound),
+        Removed::Gone if n.size == 1 => return Ok(Removed::Gone),
+        Removed::Gone => build(Some(n), n.datamap, n.nodemap & !bit, n.size - 1, EntryEdit::Keep, ChildEdit::Remove(j))?,
+        Removed::Node(child) => {
+            let c = child.node();
+            if c.nodemap == 0 && c.size == 1 {
+                // A lone entry moves up into this node (canonical form).
+                let datamap = n.datamap | bit;
+                let e = c.entries()[0];
+                build(Some(n), datamap, n.nodemap & !bit, n.size - 1, EntryEdit::Insert(index(datamap, bit), e), ChildEdit::Remove(j))?
+            } else {
+                build(Some(n), n.datamap, n.nodemap, n.size - 1, EntryEdit::Keep, ChildEdit::Replace(j, child))?
+            }
+        }
+    };
+    Ok(Removed::Node(rebuilt))
+}
+
+/// An immutable map from ContextVar to value.
+#[derive(Clone, Default)]
+#[repr(transparent)]
+pub(crate) struct Map {
+    root: Option<NodeRef>,
+}
+
+impl Map {
+    /// The empty map.
+    pub(crate) const fn new() -> Map {
+        Map { root: None }
+    }
+
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.root.as_ref().map_or(0, |r| r.node().size)
+    }
+
+    /// The value bound to `key` (borrowed: valid while this map lives).
+    #[inline]
+    pub(crate) fn get(&self, key: *mut PyObject, hash: u64) -> Option<*mut PyObject> {
+        let mut node = self.root.as_ref()?.node();
+        let mut shift = 0;
+        loop {
+            let bit = slot_bit(hash, shift);
+            if node.datamap & bit != 0 {
+                let e = node.entries()[index(node.datamap, bit)];
+                return (e.key == key).then_some(e.value);
+            }
+            if node.nodemap & bit == 0 {
+                return None;
+            }
+            node = node.children()[index(node.nodemap, bit)].node();
+            shift += BITS;
+        }
+    }
+
+    /// A map with `key` bound to `value` (the same map if it already was).
+    pub(crate) fn insert(&self, key: *mut PyObject, hash: u64, value: *mut PyObject) -> Result<Map, PyErr> {
+        let root = match &self.root {
+            None => build(None, slot_bit(hash, 0), 0, 1, EntryEdit::Insert(0, Entry { key, value }), ChildEdit::Keep)?,
+            Some(root) => insert_at(root, 0, key, hash, value)?.0,
+        };
+        Ok(Map { root: Some(root) })
+    }
+
+    /// A map without `key`, or `None` if `key` is not bound.
+    pub(crate) fn remove(&self, key: *mut PyObject, hash: u64) -> Result<Option<Map>, PyErr> {
+        let Some(root) = &self.root else { return Ok(None) };
+        Ok(match remove_at(root, 0, key, hash)? {
+            Removed::NotFound => None,
+            Removed::Gone => Some(Map::new()),
+            Removed::Node(n) => Some(Map { root: Some(n) }),
+        })
+    }
+
+    /// Whether both maps are the same object (not a content comparison).
+    pub(crate) fn same(&self, other: &Map) -> bool {
+        self.root.as_ref().map(|r| r.0) == other.root.as_ref().map(|r| r.0)
+    }
+
+    /// Calls `f` with each (key, value), borrowed, in trie order.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(*mut PyObject, *mut PyObject)) {
+        fn walk(n: &Node, f: &mut dyn FnMut(*mut PyObject, *mut PyObject)) {
+            for e in n.entries() {
+                f(e.key, e.value);
+            }
+            for c in n.children() {
+                walk(c.node(), f);
+            }
+        }
+        if let Some(r) = &self.root {
+            walk(r.node(), &mut f);
+        }
+    }
+
+    /// Gives up the map as a raw pointer (NULL for empty), for atomic storage.
+    pub(crate) fn into_raw(self) -> *mut () {
+        let p = self.root.as_ref().map_or(std::ptr::null_mut(), |r| r.0.as_ptr().cast());
+        std::mem::forget(self);
+        p
+    }
+
+    /// Takes back a map given up with `into_raw`.
+    ///
+    /// # Safety
+    /// `p` must come from `into_raw` and be taken back once.
+    pub(crate) unsafe fn from_raw(p: *mut ()) -> Map {
+        Map { root: NonNull::new(p.cast::<Node>()).map(NodeRef) }
+    }
+
+    /// A new handle to the map at `p` without taking over its reference.
+    ///
+    /// # Safety
+    /// `p` must be a live map pointer from `into_raw` whose reference is held
+    /// elsewhere for the duration of this call.
+    pub(crate) unsafe fn clone_from_raw(p: *mut ()) -> Map {
+        // SAFETY: per the caller, `p` is live; the clone adds a reference.
+        let borrowed = std::mem::ManuallyDrop::new(unsafe { Map::from_raw(p) });
+        (*borrowed).clone()
+    }
+
+    /// Borrows the map at `p` without touching its count.
+    ///
+    /// # Safety
+    /// As for `clone_from_raw`, and the map must outlive the use of the result.
+    pub(crate) unsafe fn borrow_raw(p: &*mut ()) -> &Map {
+        // SAFETY: Map is a transparent Option<NonNull<Node>>-sized wrapper of
+        // the same pointer (NULL = None), so the pointer's storage reads as a
+        // Map.
+        unsafe { &*(p as *const *mut () as *const Map) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::{Owned, PyObject};
+    use crate::var::{new_var, ContextVar};
+    use crate::values::long_from;
+    use std::collections::HashMap;
+
+    fn vars(n: usize) -> Vec<Owned<ContextVar>> {
+        (0..n).map(|_| new_var(c"v", None).unwrap()).collect()
+    }
+
+    fn key(v: &Owned<ContextVar>) -> (*mut PyObject, u64) {
+        (v.as_ptr(), crate::var::var_hash_of(v.as_ptr()))
+    }
+
+    fn refcnt(o: *mut PyObject) -> isize {
+        // SAFETY: tests only pass live objects.
+        unsafe { (*o).ob_refcnt.load(std::sync::atomic::Ordering::Relaxed) }
+    }
+
+    /// Random inserts and removes agree with a HashMap model, and the maps
+    /// they came from are never changed (persistence).
+    #[test]
+    fn matches_model_and_is_persistent() {
+        let vs = vars(600);
+        let values: Vec<Owned> = (0..50).map(|i| long_from(1000 + i).unwrap()).collect();
+        let mut map = Map::new();
+        let mut model: HashMap<usize, usize> = HashMap::new();
+        let mut history: Vec<(Map, HashMap<usize, usize>)> = Vec::new();
+        let mut seed = 12345u64;
+        for step in 0..20000 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let k = (seed >> 33) as usize % vs.len();
+            let (kp, kh) = key(&vs[k]);
+            if (seed >> 20) % 3 == 0 {
+                let removed = map.remove(kp, kh).unwrap();
+                assert_eq!(removed.is_some(), model.remove(&k).is_some());
+                if let Some(m) = removed {
+                    map = m;
+                }
+            } else {
+                let v = (seed >> 40) as usize % values.len();
+                map = map.insert(kp, kh, values[v].as_ptr()).unwrap();
+                model.insert(k, v);
+            }
+            assert_eq!(map.len(), model.len());
+            if step % 1000 == 0 {
+                history.push((map.clone(), model.clone()));
+            }
+        }
+        history.push((map, model));
+        for (m, model) in &history {
+            let mut seen = 0;
+            m.for_each(|_, _| seen += 1);
+            assert_eq!(seen, model.len());
+            for (i, v) in vs.iter().enumerate() {
+                let (kp, kh) = key(v);
+                assert_eq!(m.get(kp, kh), model.get(&i).map(|&x| values[x].as_ptr()));
+            }
+        }
+    }
+
+    #[test]
+    fn same_value_gives_same_map_and_references_balance() {
+        let vs = vars(100);
+        let val = long_from(123456).unwrap();
+        let before = refcnt(val.as_ptr());
+        let mut map = Map::new();
+        for v in &vs {
+            let (kp, kh) = key(v);
+            map = map.insert(kp, kh, val.as_ptr()).unwrap();
+        }
+        assert_eq!(refcnt(val.as_ptr()), before + 100);
+        let (kp, kh) = key(&vs[7]);
+        assert!(map.insert(kp, kh, val.as_ptr()).unwrap().same(&map));
+        let copy = map.clone();
+        for v in &vs {
+            let (kp, kh) = key(v);
+            map = map.remove(kp, kh).unwrap().unwrap();
+        }
+        assert_eq!(map.len(), 0);
+        assert_eq!(copy.len(), 100);
+        assert_eq!(refcnt(val.as_ptr()), before + 100);
+        drop(copy);
+        assert_eq!(refcnt(val.as_ptr()), before);
+        assert_eq!(refcnt(vs[0].as_ptr()), 1);
+    }
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""Checks that a shared library exports exactly the functions and data the
+header declares: nothing missing, nothing extra. The declarations are the
+cbindgen-generated ones between the extern "C" guards; the hand-written
+macros and static inline functions outside them are not symbols.
+Usage: check_symbols.py include/contextvars.h target/release/libcontextvars.so"""
+import re, subprocess, sys
+
+header, lib = sys.argv[1], sys.argv[2]
+text = open(header).read()
+start = text.index('extern "C" {')
+end = text.index('}  // extern "C"')
+region = re.sub(r"/\*.*?\*/", "", text[start:end], flags=re.S)
+region = "\n".join(l for l in region.splitlines() if not l.lstrip().startswith("#") and 'extern "C"' not in l)
+declared = set()
+for stmt in region.split(";"):
+    s = " ".join(stmt.split())
+    if not s:
+        continue
+    m = re.match(r"^extern\s.*?(\w+)$", s) or re.match(r"^[^(]*?(\w+)\s*\(", s)
+    if not m:
+        sys.exit(f"cannot read declaration: {s!r}")
+    declared.add(m.group(1))
+
+out = subprocess.run(["nm", "-D", "--defined-only", lib], check=True, capture_output=True, text=True).stdout
+exported = {f[2] for f in (l.split() for l in out.splitlines()) if len(f) == 3 and f[1] in "TDBR"}
+
+missing, extra = sorted(declared - exported), sorted(exported - declared)
+for name in missing:
+    print("declared in the header but not exported:", name)
+for name in extra:
+    print("exported but not declared in the header:", name)
+print(f"symbols: {len(exported)} exported, {len(declared)} declared:", " ".join(sorted(exported)))
+sys.exit(1 if missing or extra else 0)
