@@ -37,7 +37,7 @@ PY_LDFLAGS := $(shell python3-config --ldflags --embed 2>/dev/null)
 C_TEST_SRCS := $(wildcard c-tests/*.c)
 C_TEST_HDRS := $(wildcard c-tests/*.h)
 
-.PHONY: all lib test rust-test header-check c-test c-test-static test-cpython symbols example install install-check clean
+.PHONY: bench all lib test rust-test header-check c-test c-test-static test-cpython symbols example install install-check clean
 
 all: lib
 
@@ -124,3 +124,16 @@ install-check: lib
 clean:
 	$(CARGO) clean
 	rm -rf $(BUILD)
+
+# Side-by-side benchmark: the same source against CPython 3.11 and the library.
+$(BUILD)/bench-cpython: bench/bench.c
+	@mkdir -p $(BUILD)
+	$(CC) $(PY_CFLAGS) -O2 -std=c11 -DUSE_CPYTHON bench/bench.c -o $@ $(PY_LDFLAGS)
+
+$(BUILD)/bench-lib: lib bench/bench.c
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -std=c11 $(WARN) -Iinclude bench/bench.c -o $@ -L$(OUT) -lcontextvars -Wl,-rpath,$(CURDIR)/$(OUT)
+
+RUNS ?= 3
+bench: $(BUILD)/bench-cpython $(BUILD)/bench-lib
+	$(PYTHON) bench/compare.py $(BUILD)/bench-cpython $(BUILD)/bench-lib $(RUNS)

@@ -129,6 +129,19 @@ impl Context {
         map
     }
 
+    /// Rebinds a variable already in the map by editing uniquely owned nodes
+    /// in place (owner only); returns the replaced value, or `None` if that
+    /// cannot be done and the caller must build a new map.
+    pub(crate) fn replace_value_in_place(&self, key: *mut PyObject, hash: u64, value: *mut PyObject) -> Option<Owned> {
+        self.lock_map();
+        // SAFETY: under the lock no copier can take a reference to the map,
+        // and only this thread (the owner) writes it; `value` is live.
+        let old = unsafe { self.owner_map().replace_in_place(key, hash, value) };
+        self.unlock_map();
+        // SAFETY: the node's reference to the old value passes to us.
+        old.map(|p| unsafe { Owned::from_owned(NonNull::new_unchecked(p)) })
+    }
+
     /// Replaces the map (owner only). The old map is released after the new
     /// one is in place, so destructors that run then see the new state.
     pub(crate) fn replace_map(&self, map: Map) {

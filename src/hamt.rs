@@ -382,6 +382,50 @@ impl Map {
         })
     }
 
+    /// Replaces the value of a key already bound, editing the nodes in place,
+    /// when every node on the path is uniquely owned; returns the replaced
+    /// value (its reference passes to the caller). `None` (nothing changed)
+    /// when the key is absent or a node is shared: then use [`Map::insert`].
+    ///
+    /// # Safety
+    /// No other thread may take a new reference to this map's root while
+    /// this runs (the context's map lock ensures it), and `value` must be a
+    /// live object.
+    pub(crate) unsafe fn replace_in_place(&self, key: *mut PyObject, hash: u64, value: *mut PyObject) -> Option<*mut PyObject> {
+        let mut node = self.root.as_ref()?.0;
+        let mut shift = 0;
+        loop {
+            // SAFETY: nodes reachable from a live map are live.
+            let n = unsafe { node.as_ref() };
+            // Acquire pairs with the Release decrement of any other holder
+            // that just let go, so its reads of the node come before our write.
+            if n.refcnt.load(Ordering::Acquire) != 1 {
+                return None;
+            }
+            let bit = slot_bit(hash, shift);
+            if n.datamap & bit != 0 {
+                let i = index(n.datamap, bit);
+                if n.entries()[i].key != key {
+                    return None;
+                }
+                // SAFETY: the path is uniquely ours (count 1 at every level,
+                // and no new references can be taken meanwhile), so no one
+                // else can be reading this entry; the pointer comes from the
+                // allocation, not from a shared reference.
+                unsafe {
+                    let entry = node.as_ptr().add(1).cast::<Entry>().add(i);
+                    incref(value);
+                    return Some(std::mem::replace(&mut (*entry).value, value));
+                }
+            }
+            if n.nodemap & bit == 0 {
+                return None;
+            }
+            node = n.children()[index(n.nodemap, bit)].0;
+            shift += BITS;
+        }
+    }
+
     /// Whether both maps are the same object (not a content comparison).
     pub(crate) fn same(&self, other: &Map) -> bool {
         self.root.as_ref().map(|r| r.0) == other.root.as_ref().map(|r| r.0)

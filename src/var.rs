@@ -143,6 +143,12 @@ pub(crate) fn set(var: &ContextVar, value: &PyObject) -> Result<Owned<Token>, Py
         old,
         used: AtomicBool::new(false),
     })?;
+    if token.old.is_some() {
+        if let Some(replaced) = ctx.replace_value_in_place(var.as_ptr(), var.hash, value.as_ptr()) {
+            drop(replaced); // the token holds the old value too: nothing dies here
+            return Ok(token);
+        }
+    }
     let new_map = map.insert(var.as_ptr(), var.hash, value.as_ptr())?;
     ctx.replace_map(new_map);
     Ok(token)
@@ -162,6 +168,15 @@ pub(crate) fn reset(var: &ContextVar, token: &Token) -> Result<(), PyErr> {
     let ctx = context::current_or_create()?;
     if !ptr::eq(&*token.ctx, ctx) {
         return Err(PyErr::format(Exc::Value, format_args!("{} was created in a different Context", TokenRepr(token))));
+    }
+    if let Some(old) = &token.old {
+        if let Some(replaced) = ctx.replace_value_in_place(var.as_ptr(), var.hash, old.as_ptr()) {
+            // Spent before the replaced value is released, so a destructor
+            // that runs then sees the token used.
+            token.used.store(true, Ordering::Release);
+            drop(replaced);
+            return Ok(());
+        }
     }
     let map = ctx.owner_map();
     let new_map = match &token.old {
