@@ -75,8 +75,16 @@ $(BUILD)/c-tests-cpython: $(C_TEST_SRCS) $(C_TEST_HDRS)
 	@mkdir -p $(BUILD)
 	$(CC) $(PY_CFLAGS) -std=c11 $(WARN) -Wno-sign-compare -DUSE_CPYTHON $(C_TEST_SRCS) -o $@ $(PY_LDFLAGS) -lpthread
 
+# VALGRIND=0 skips the memcheck run (quick local runs).
+VALGRIND ?= 1
+MEMCHECK := valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
+
 c-test: $(BUILD)/c-tests
 	$(BUILD)/c-tests
+ifneq ($(VALGRIND),0)
+	@echo "memcheck: the C suite under valgrind (make test VALGRIND=0 skips it)"
+	$(MEMCHECK) $(BUILD)/c-tests
+endif
 
 c-test-static: $(BUILD)/c-tests-static
 	$(BUILD)/c-tests-static

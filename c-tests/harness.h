@@ -52,5 +52,6 @@ void suite_lifetime(void);
 void suite_scale(void);
 void suite_library_only(void);
 void suite_threads(void);
+void suite_deep(void);
 
 #endif

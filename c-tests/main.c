@@ -13,5 +13,6 @@ int main(void) {
     suite_scale();
     suite_library_only();
     suite_threads();
+    suite_deep();
     return h_summary();
 }

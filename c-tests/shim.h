@@ -5,6 +5,11 @@
 #ifndef CONTEXTVARS_TEST_SHIM_H
 #define CONTEXTVARS_TEST_SHIM_H
 
+/* POSIX (strdup, pthreads) on top of strict C11. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
 #ifdef USE_CPYTHON
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

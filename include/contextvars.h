@@ -267,9 +267,11 @@ void PyErr_Restore(PyObject *type, PyObject *value, PyObject *traceback);
 
 /**
  * Sets the pending exception to `type` with the message `message` (UTF-8,
- * decoded strictly; the value is a str). If `type` or `message` is NULL,
- * SystemError "bad argument to internal function" is set instead; if
- * `message` is not valid UTF-8, the UnicodeDecodeError is.
+ * decoded strictly; the value is a str). Instead, as in CPython: if `type`
+ * is not an exception type, SystemError "_PyErr_SetObject: exception <repr>
+ * is not a BaseException subclass"; if `message` is not valid UTF-8, the
+ * UnicodeDecodeError. If `type` or `message` is NULL, SystemError "bad
+ * argument to internal function".
  *
  * # Safety
  * `type` must be NULL or a live object; `message` NULL or NUL-terminated.
@@ -277,8 +279,9 @@ void PyErr_Restore(PyObject *type, PyObject *value, PyObject *traceback);
 void PyErr_SetString(PyObject *type, const char *message);
 
 /**
- * Sets the pending exception to `type` with no value. NULL `type` sets
- * SystemError "bad argument to internal function".
+ * Sets the pending exception to `type` with no value. A `type` that is not
+ * an exception type gives the same SystemError as `PyErr_SetString()`;
+ * NULL gives SystemError "bad argument to internal function".
  *
  * # Safety
  * `type` must be NULL or a live object.

@@ -147,10 +147,16 @@ impl PyErr {
         PyErr::constant(Exc::System, crate::values::static_str!("bad argument to internal function"))
     }
 
-    /// An exception of any type object with any value (`PyErr_SetString`,
-    /// `PyErr_SetNone`).
-    pub(crate) fn from_parts(ty: Owned, value: Option<Owned>) -> PyErr {
-        PyErr { ty, value }
+    /// `PyErr_SetString` and `PyErr_SetNone`: `ty` must be an exception
+    /// type, else CPython's SystemError.
+    pub(crate) fn set_object(ty: &PyObject, value: Option<Owned>) -> PyErr {
+        if !is_exception_type(ty.as_ptr()) {
+            return PyErr::format(
+                Exc::System,
+                format_args!("_PyErr_SetObject: exception {} is not a BaseException subclass", values::Repr(ty)),
+            );
+        }
+        PyErr { ty: Owned::from_ref(ty), value }
     }
 
     /// Whether this is an exception of type `exc` exactly (tests).
@@ -264,7 +270,7 @@ unsafe fn release(o: *mut PyObject) {
 }
 
 /// Whether `o` is one of this library's exception type objects.
-fn is_exception_type(o: *mut PyObject) -> bool {
+pub(crate) fn is_exception_type(o: *mut PyObject) -> bool {
     // An exception type is a type object whose base chain ends at BaseException.
     // SAFETY: type objects are live statics; the walk follows tp_base.
     unsafe {

@@ -65,9 +65,11 @@ pub unsafe extern "C" fn PyErr_Restore(r#type: *mut PyObject, value: *mut PyObje
 }
 
 /// Sets the pending exception to `type` with the message `message` (UTF-8,
-/// decoded strictly; the value is a str). If `type` or `message` is NULL,
-/// SystemError "bad argument to internal function" is set instead; if
-/// `message` is not valid UTF-8, the UnicodeDecodeError is.
+/// decoded strictly; the value is a str). Instead, as in CPython: if `type`
+/// is not an exception type, SystemError "_PyErr_SetObject: exception <repr>
+/// is not a BaseException subclass"; if `message` is not valid UTF-8, the
+/// UnicodeDecodeError. If `type` or `message` is NULL, SystemError "bad
+/// argument to internal function".
 ///
 /// # Safety
 /// `type` must be NULL or a live object; `message` NULL or NUL-terminated.
@@ -81,12 +83,13 @@ pub unsafe extern "C" fn PyErr_SetString(r#type: *mut PyObject, message: *const 
         }
         // SAFETY: per this function's contract.
         let text = crate::values::new_str(unsafe { CStr::from_ptr(message) }.to_bytes())?;
-        Err(PyErr::from_parts(Owned::from_ref(ty), Some(text.upcast())))
+        Err(PyErr::set_object(ty, Some(text.upcast())))
     })
 }
 
-/// Sets the pending exception to `type` with no value. NULL `type` sets
-/// SystemError "bad argument to internal function".
+/// Sets the pending exception to `type` with no value. A `type` that is not
+/// an exception type gives the same SystemError as `PyErr_SetString()`;
+/// NULL gives SystemError "bad argument to internal function".
 ///
 /// # Safety
 /// `type` must be NULL or a live object.
@@ -95,7 +98,7 @@ pub unsafe extern "C" fn PyErr_SetNone(r#type: *mut PyObject) {
     guard(|| {
         // SAFETY: per this function's contract.
         let ty = unsafe { super::object(r#type) }?;
-        Err(PyErr::from_parts(Owned::from_ref(ty), None))
+        Err(PyErr::set_object(ty, None))
     })
 }
 
