@@ -37,7 +37,7 @@ PY_LDFLAGS := $(shell python3-config --ldflags --embed 2>/dev/null)
 C_TEST_SRCS := $(wildcard c-tests/*.c)
 C_TEST_HDRS := $(wildcard c-tests/*.h)
 
-.PHONY: bench all lib test rust-test header-check c-test c-test-static test-cpython symbols example install install-check clean
+.PHONY: bench difftest all lib test rust-test header-check c-test c-test-static test-cpython symbols example install install-check clean
 
 all: lib
 
@@ -46,7 +46,7 @@ lib:
 	ln -sf libcontextvars.so $(OUT)/libcontextvars.so.$(ABI)
 
 # Every test. Each step stops the run on failure.
-test: header-check rust-test c-test c-test-static test-cpython symbols example install-check
+test: header-check rust-test c-test c-test-static test-cpython difftest symbols example install-check
 	@echo "make test: all passed"
 
 rust-test:
@@ -92,6 +92,20 @@ c-test-static: $(BUILD)/c-tests-static
 # The same assertions, proven against CPython 3.11.
 test-cpython: $(BUILD)/c-tests-cpython
 	$(BUILD)/c-tests-cpython
+
+# Differential test: random API sequences, CPython and library byte-identical.
+SEEDS ?= 300
+STEPS ?= 300
+$(BUILD)/difftest-lib: lib difftest/difftest.c
+	@mkdir -p $(BUILD)
+	$(CC) -std=c11 $(WARN) -O1 -g -Iinclude difftest/difftest.c -o $@ -L$(OUT) -lcontextvars -Wl,-rpath,$(CURDIR)/$(OUT) -lpthread
+
+$(BUILD)/difftest-cpython: difftest/difftest.c
+	@mkdir -p $(BUILD)
+	$(CC) $(PY_CFLAGS) -std=c11 $(WARN) -Wno-sign-compare -DUSE_CPYTHON difftest/difftest.c -o $@ $(PY_LDFLAGS) -lpthread
+
+difftest: $(BUILD)/difftest-cpython $(BUILD)/difftest-lib
+	$(PYTHON) difftest/compare.py $(BUILD)/difftest-cpython $(BUILD)/difftest-lib $(SEEDS) $(STEPS)
 
 # The shared library exports exactly what the header declares.
 symbols: lib
