@@ -129,6 +129,23 @@ impl Context {
         map
     }
 
+    /// Visits the references the context holds: each variable and value in
+    /// its map, and the previous context while entered.
+    pub(crate) fn traverse(&self, visit: &mut dyn FnMut(&PyObject)) {
+        self.snapshot().for_each(|k, v| {
+            // SAFETY: the snapshot holds references to its keys and values.
+            unsafe {
+                visit(&*k);
+                visit(&*v);
+            }
+        });
+        let prev = self.prev.load(Ordering::Relaxed);
+        if !prev.is_null() {
+            // SAFETY: an entered context holds a reference to `prev`.
+            visit(unsafe { &(*prev).ob_base });
+        }
+    }
+
     /// Rebinds a variable already in the map by editing uniquely owned nodes
     /// in place (owner only); returns the replaced value, or `None` if that
     /// cannot be done and the caller must build a new map.

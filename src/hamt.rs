@@ -433,7 +433,6 @@ impl Map {
     }
 
     /// Calls `f` with each (key, value), borrowed, in trie order.
-    #[allow(dead_code)] // for the mapping view of a context (not exported yet)
     pub(crate) fn for_each(&self, mut f: impl FnMut(*mut PyObject, *mut PyObject)) {
         fn walk(n: &Node, f: &mut dyn FnMut(*mut PyObject, *mut PyObject)) {
             for e in n.entries() {

@@ -363,6 +363,23 @@ unsafe fn destroy(o: *mut PyObject) {
     }
 }
 
+/// Calls `visit` with every object reference `o` holds (CPython's
+/// `tp_traverse`): what a cycle collector needs to find reference cycles
+/// made through values. Leaves (None, int, str, capsule) hold none; a map's
+/// entries are visited through the context that holds the map.
+pub(crate) fn traverse(o: &PyObject, visit: &mut dyn FnMut(&PyObject)) {
+    let ty = o.ty();
+    let p = o.as_ptr();
+    // SAFETY (each arm): the type identifies the layout of a live object.
+    if ty == crate::context::context_type() {
+        unsafe { &*p.cast::<crate::context::Context>() }.traverse(visit)
+    } else if ty == crate::var::var_type() {
+        unsafe { &*p.cast::<crate::var::ContextVar>() }.traverse(visit)
+    } else if ty == crate::var::token_type() {
+        unsafe { &*p.cast::<crate::var::Token>() }.traverse(visit)
+    }
+}
+
 /// `tp_dealloc` of every heap type of this library: the C side's
 /// `Py_DECREF` calls it when a count reaches zero.
 pub(crate) unsafe extern "C" fn dealloc_entry(o: *mut PyObject) {

@@ -87,7 +87,27 @@ pub(crate) fn var_hash_of(key: *mut PyObject) -> u64 {
     unsafe { (*key.cast::<ContextVar>()).hash }
 }
 
+impl Token {
+    /// Visits the references the token holds: its context, variable and
+    /// old value.
+    pub(crate) fn traverse(&self, visit: &mut dyn FnMut(&PyObject)) {
+        visit(self.ctx.object());
+        visit(self.var.object());
+        if let Some(old) = &self.old {
+            visit(old.object());
+        }
+    }
+}
+
 impl ContextVar {
+    /// Visits the references the variable holds: its name and default.
+    pub(crate) fn traverse(&self, visit: &mut dyn FnMut(&PyObject)) {
+        visit(self.name.object());
+        if let Some(d) = &self.default {
+            visit(d.object());
+        }
+    }
+
     pub(crate) fn as_ptr(&self) -> *mut PyObject {
         self.ob_base.as_ptr()
     }
@@ -224,5 +244,41 @@ pub(crate) fn write_repr(w: &mut dyn fmt::Write, o: &PyObject, depth: u32) -> fm
         w.write_str(if token.used.load(Ordering::Relaxed) { "<Token used var=" } else { "<Token var=" })?;
         values::write_repr(w, &token.var.ob_base, depth + 1)?;
         write!(w, " at {p:p}>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::traverse;
+    use crate::values::long_from;
+
+    fn referents(o: &PyObject) -> Vec<*mut PyObject> {
+        let mut seen = Vec::new();
+        traverse(o, &mut |r| seen.push(r.as_ptr()));
+        seen
+    }
+
+    /// Every container type enumerates exactly the references it holds.
+    #[test]
+    fn containers_enumerate_their_references() {
+        let default = long_from(5000).unwrap();
+        let var = new_var(c"v", Some(default.object())).unwrap();
+        assert_eq!(referents(var.object()), vec![var.name().as_ptr(), default.as_ptr()]);
+
+        let ctx = crate::context::new_context().unwrap();
+        crate::context::current_or_create().unwrap(); // a base context to return to
+        crate::context::enter(&ctx).unwrap();
+        let value = long_from(6000).unwrap();
+        let token = set(&var, value.object()).unwrap();
+        let second = set(&var, default.object()).unwrap();
+        let ctx_refs = referents(ctx.object());
+        assert_eq!(ctx_refs.len(), 3, "var, value, previous context");
+        assert_eq!(&ctx_refs[..2], &[var.as_ptr(), default.as_ptr()]);
+        assert_eq!(referents(second.object()), vec![ctx.as_ptr(), var.as_ptr(), value.as_ptr()]);
+        assert_eq!(referents(token.object()), vec![ctx.as_ptr(), var.as_ptr()], "old value missing");
+        crate::context::exit(&ctx).unwrap();
+        assert_eq!(referents(ctx.object()).len(), 2, "no previous context once exited");
+        assert!(referents(value.object()).is_empty());
     }
 }
