@@ -367,6 +367,7 @@ unsafe fn destroy(o: *mut PyObject) {
 /// `tp_traverse`): what a cycle collector needs to find reference cycles
 /// made through values. Leaves (None, int, str, capsule) hold none; a map's
 /// entries are visited through the context that holds the map.
+#[allow(dead_code)] // the hook for a cycle collector, which is not built yet
 pub(crate) fn traverse(o: &PyObject, visit: &mut dyn FnMut(&PyObject)) {
     let ty = o.ty();
     let p = o.as_ptr();
