@@ -37,7 +37,7 @@ PY_LDFLAGS := $(shell python3-config --ldflags --embed 2>/dev/null)
 C_TEST_SRCS := $(wildcard c-tests/*.c)
 C_TEST_HDRS := $(wildcard c-tests/*.h)
 
-.PHONY: bench difftest all lib test rust-test header-check c-test c-test-static test-cpython symbols example install install-check clean
+.PHONY: bench difftest fuzz all lib test rust-test header-check c-test c-test-static test-cpython symbols example install install-check clean
 
 all: lib
 
@@ -106,6 +106,14 @@ $(BUILD)/difftest-cpython: difftest/difftest.c
 
 difftest: $(BUILD)/difftest-cpython $(BUILD)/difftest-lib
 	$(PYTHON) difftest/compare.py $(BUILD)/difftest-cpython $(BUILD)/difftest-lib $(SEEDS) $(STEPS)
+
+# Fuzzing (libFuzzer through cargo-fuzz, on the nightly toolchain): bytes
+# decoded into API calls (tests/support/api_sequence.rs). `make test` replays
+# the committed corpus with the stable toolchain (tests/fuzz_corpus.rs).
+FUZZ_SECONDS ?= 600
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && $(CARGO) +nightly fuzz run api_sequence -- -max_total_time=$(FUZZ_SECONDS) -max_len=600
 
 # The shared library exports exactly what the header declares.
 symbols: lib
