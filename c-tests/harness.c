@@ -71,6 +71,36 @@ int h_check_error_suffix(const char *file, int line, PyObject *type, const char 
     return h_error_common(file, line, type, suffix, 1);
 }
 
+long h_get_long(PyObject *var, PyObject *dflt) {
+    PyObject *val = (PyObject *)&val; /* a sentinel Get must overwrite */
+    if (PyContextVar_Get(var, dflt, &val) != 0) {
+        PyErr_Clear();
+        return H_GET_FAILED;
+    }
+    if (val == NULL) return H_MISSING;
+    long r = h_long(val);
+    Py_DECREF(val);
+    return r;
+}
+
+PyObject *h_set_long(PyObject *var, long v) {
+    PyObject *n = PyLong_FromLong(v);
+    PyObject *t = PyContextVar_Set(var, n);
+    Py_DECREF(n);
+    return t;
+}
+
+PyObject *h_enter_new(void) {
+    PyObject *c = PyContext_New();
+    CHECK_EQ_LONG(0, PyContext_Enter(c));
+    return c;
+}
+
+void h_leave(PyObject *c) {
+    CHECK_EQ_LONG(0, PyContext_Exit(c));
+    Py_DECREF(c);
+}
+
 long h_long(PyObject *o) {
     if (o == NULL) return -1000000;
     long v = PyLong_AsLong(o);

@@ -41,6 +41,20 @@ int h_check_error_suffix(const char *file, int line, PyObject *type, const char 
 /* The value of an int object, or -1000000 when it is not one (error cleared). */
 long h_long(PyObject *o);
 
+/* What h_get_long returns when Get finds nothing, and when Get fails. */
+#define H_MISSING (-1000001L)
+#define H_GET_FAILED (-1000002L)
+/* The value of `var` in the current context (with `dflt`, may be NULL) as a
+ * long: H_MISSING when Get finds nothing, H_GET_FAILED when Get fails (the
+ * error is cleared). Also checks Get overwrote its out-pointer. */
+long h_get_long(PyObject *var, PyObject *dflt);
+/* Sets `var` to the int `v`; returns the token (new reference) or NULL. */
+PyObject *h_set_long(PyObject *var, long v);
+/* A new context, entered (checked). */
+PyObject *h_enter_new(void);
+/* Exits `c` (checked) and releases the caller's reference. */
+void h_leave(PyObject *c);
+
 /* Test suites, one per file, each calling RUN() on its cases. */
 void suite_context(void);
 void suite_var(void);

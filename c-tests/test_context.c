@@ -4,31 +4,18 @@
  * it. */
 #include "harness.h"
 
-#define MISSING (-1000001L)
-#define GET_FAILED (-1000002L)
+#define MISSING H_MISSING
+#define GET_FAILED H_GET_FAILED
 
 /* The value of `var` in the current context as a long: MISSING when Get
  * finds nothing, GET_FAILED when Get fails (error cleared). */
-static long get_long(PyObject *var) {
-    PyObject *val = (PyObject *)&val; /* a sentinel Get must overwrite */
-    if (PyContextVar_Get(var, NULL, &val) != 0) {
-        PyErr_Clear();
-        return GET_FAILED;
-    }
-    if (val == NULL) return MISSING;
-    long r = h_long(val);
-    Py_DECREF(val);
-    return r;
-}
+#define get_long(var) h_get_long((var), NULL)
 
 /* Sets `var` to the int `v` and drops the token; 1 on success. */
 static int set_long(PyObject *var, long v) {
-    PyObject *n = PyLong_FromLong(v);
-    PyObject *t = PyContextVar_Set(var, n);
-    Py_DECREF(n);
-    if (t == NULL) return 0;
-    Py_DECREF(t);
-    return 1;
+    PyObject *t = h_set_long(var, v);
+    Py_XDECREF(t);
+    return t != NULL;
 }
 
 static void ctx_repr(char *buf, size_t n, PyObject *ctx) {

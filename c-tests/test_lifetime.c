@@ -5,7 +5,7 @@
  * deltas, and only where the API fixes them. No case builds a cycle. */
 #include "harness.h"
 
-#define MISSING (-1000001L)
+#define MISSING H_MISSING
 
 static int destructor_misuse; /* a destructor that could not read its capsule */
 
@@ -27,16 +27,8 @@ static PyObject *tracked(int *counter) {
     return c;
 }
 
-static PyObject *enter_new(void) {
-    PyObject *c = PyContext_New();
-    CHECK_EQ_LONG(0, PyContext_Enter(c));
-    return c;
-}
-
-static void leave(PyObject *c) {
-    CHECK_EQ_LONG(0, PyContext_Exit(c));
-    Py_DECREF(c);
-}
+#define enter_new h_enter_new
+#define leave h_leave
 
 /* Sets var to value, consuming our reference to value and dropping the token. */
 static void set_steal(PyObject *var, PyObject *value) {

@@ -3,43 +3,18 @@
  * alone, restore-not-undo, reset to MISSING, and long token stacks. */
 #include "harness.h"
 
-#define MISSING (-1000001L)
-#define GET_FAILED (-1000002L)
+#define MISSING H_MISSING
+#define GET_FAILED H_GET_FAILED
 #define NOT_VAR_MSG "an instance of ContextVar was expected"
 #define NOT_TOKEN_MSG "an instance of Token was expected"
 
-static long get_long_with(PyObject *var, PyObject *dflt) {
-    PyObject *val = (PyObject *)&val;
-    if (PyContextVar_Get(var, dflt, &val) != 0) {
-        PyErr_Clear();
-        return GET_FAILED;
-    }
-    if (val == NULL) return MISSING;
-    long r = h_long(val);
-    Py_DECREF(val);
-    return r;
-}
-
-static long get_long(PyObject *var) { return get_long_with(var, NULL); }
-
+#define get_long_with h_get_long
+#define get_long(var) h_get_long((var), NULL)
 /* Sets var to the int v; returns the token (new reference). */
-static PyObject *set_long(PyObject *var, long v) {
-    PyObject *n = PyLong_FromLong(v);
-    PyObject *t = PyContextVar_Set(var, n);
-    Py_DECREF(n);
-    return t;
-}
+#define set_long h_set_long
 
-static PyObject *enter_new(void) {
-    PyObject *c = PyContext_New();
-    CHECK_EQ_LONG(0, PyContext_Enter(c));
-    return c;
-}
-
-static void leave(PyObject *c) {
-    CHECK_EQ_LONG(0, PyContext_Exit(c));
-    Py_DECREF(c);
-}
+#define enter_new h_enter_new
+#define leave h_leave
 
 /* `<ContextVar name='v' at 0x..>`; dflt is the default's repr or NULL.
  * quoted_name is the name's repr, quotes included. */

@@ -4,23 +4,12 @@
  * or reset what they set at the base level. */
 #include "harness.h"
 
-#define MISSING (-1000001L)
-#define GET_FAILED (-1000002L)
+#define MISSING H_MISSING
+#define GET_FAILED H_GET_FAILED
 #define NOT_VAR_MSG "an instance of ContextVar was expected"
 
-static long get_long_with(PyObject *var, PyObject *dflt) {
-    PyObject *val = (PyObject *)&val; /* a sentinel Get must overwrite */
-    if (PyContextVar_Get(var, dflt, &val) != 0) {
-        PyErr_Clear();
-        return GET_FAILED;
-    }
-    if (val == NULL) return MISSING;
-    long r = h_long(val);
-    Py_DECREF(val);
-    return r;
-}
-
-static long get_long(PyObject *var) { return get_long_with(var, NULL); }
+#define get_long_with h_get_long
+#define get_long(var) h_get_long((var), NULL)
 
 /* Get's result object (new reference, NULL when nothing is found). Checks
  * that Get succeeds without an error. */
@@ -33,24 +22,13 @@ static PyObject *get_obj(PyObject *var, PyObject *dflt) {
 }
 
 static int set_long(PyObject *var, long v) {
-    PyObject *n = PyLong_FromLong(v);
-    PyObject *t = PyContextVar_Set(var, n);
-    Py_DECREF(n);
-    if (t == NULL) return 0;
-    Py_DECREF(t);
-    return 1;
+    PyObject *t = h_set_long(var, v);
+    Py_XDECREF(t);
+    return t != NULL;
 }
 
-static PyObject *enter_new(void) {
-    PyObject *c = PyContext_New();
-    CHECK_EQ_LONG(0, PyContext_Enter(c));
-    return c;
-}
-
-static void leave(PyObject *c) {
-    CHECK_EQ_LONG(0, PyContext_Exit(c));
-    Py_DECREF(c);
-}
+#define enter_new h_enter_new
+#define leave h_leave
 
 /* ---- PyContextVar_New ---- */
 
