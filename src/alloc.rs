@@ -10,7 +10,7 @@ use std::alloc::Layout;
 use std::ptr::NonNull;
 
 #[cfg(feature = "testing")]
-pub(crate) mod inject {
+pub mod inject {
     //! Test-only allocation-failure injection (process-wide countdown).
     use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -20,9 +20,15 @@ pub(crate) mod inject {
     static PERSISTENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
     /// Arms the injector: allocation number `n` (0-based) from now fails.
-    pub(crate) fn arm(n: i64, persistent: bool) {
+    pub fn arm(n: i64, persistent: bool) {
         PERSISTENT.store(persistent, Ordering::Relaxed);
         COUNTDOWN.store(n, Ordering::Relaxed);
+    }
+
+    /// Disarms the injector; returns whether the armed failure happened.
+    pub fn disarm() -> bool {
+        let left = COUNTDOWN.swap(-1, Ordering::Relaxed);
+        left < 0 || PERSISTENT.load(Ordering::Relaxed) && left == 0
     }
 
     /// Whether the allocation being made now must fail.

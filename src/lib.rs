@@ -37,6 +37,9 @@
 // Exported names are CPython's.
 #![allow(non_upper_case_globals)]
 
+#[cfg(feature = "testing")]
+pub mod alloc;
+#[cfg(not(feature = "testing"))]
 mod alloc;
 pub mod context;
 pub mod errors;
