@@ -18,17 +18,20 @@ pub mod inject {
     static COUNTDOWN: AtomicI64 = AtomicI64::new(-1);
     /// Whether every allocation after the first failure fails too.
     static PERSISTENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    /// Failures injected since the last `arm`.
+    static INJECTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
     /// Arms the injector: allocation number `n` (0-based) from now fails.
     pub fn arm(n: i64, persistent: bool) {
+        INJECTED.store(0, Ordering::Relaxed);
         PERSISTENT.store(persistent, Ordering::Relaxed);
         COUNTDOWN.store(n, Ordering::Relaxed);
     }
 
-    /// Disarms the injector; returns whether the armed failure happened.
+    /// Disarms the injector; returns whether any failure was injected.
     pub fn disarm() -> bool {
-        let left = COUNTDOWN.swap(-1, Ordering::Relaxed);
-        left < 0 || PERSISTENT.load(Ordering::Relaxed) && left == 0
+        COUNTDOWN.store(-1, Ordering::Relaxed);
+        INJECTED.load(Ordering::Relaxed) > 0
     }
 
     /// Whether the allocation being made now must fail.
@@ -42,6 +45,7 @@ pub mod inject {
                 if !PERSISTENT.load(Ordering::Relaxed) {
                     COUNTDOWN.store(-1, Ordering::Relaxed);
                 }
+                INJECTED.fetch_add(1, Ordering::Relaxed);
                 return true;
             }
             match COUNTDOWN.compare_exchange_weak(left, left - 1, Ordering::Relaxed, Ordering::Relaxed) {

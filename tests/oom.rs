@@ -3,8 +3,8 @@
 //! injected failure the call must return its error value with MemoryError,
 //! and the observable state (the value of every variable in the current
 //! context, which context is current) must be as before the call. Needs the
-//! `testing` feature (the injector); one test, so no other test allocates
-//! concurrently. Run by `make test`.
+//! `testing` feature (the injector, which is process-wide, so these tests run
+//! one at a time: `--test-threads=1`). Run by `make test`.
 #![cfg(feature = "testing")]
 
 use std::ffi::c_char;
@@ -90,6 +90,36 @@ fn sweep(name: &str, world: &World, mut op: impl FnMut() -> bool, mut undo: impl
         }
     }
     unreachable!()
+}
+
+/// The base context is created lazily: on a fresh thread, with every
+/// allocation failing, Get (with or without a default) and Enter/Exit still
+/// work, because none of them creates it or allocates anything.
+#[test]
+fn get_enter_and_exit_allocate_nothing_on_a_fresh_thread() {
+    // SAFETY: live objects made here; out-pointers are locals.
+    unsafe {
+        let var = PyContextVar_New(c"lazy".as_ptr(), null_mut());
+        let ctx = PyContext_New();
+        let default = PyLong_FromLong(424242);
+        let (var_a, ctx_a, def_a) = (var as usize, ctx as usize, default as usize);
+        std::thread::spawn(move || {
+            let (var, ctx, default) = (var_a as *mut PyObject, ctx_a as *mut PyObject, def_a as *mut PyObject);
+            inject::arm(0, true);
+            let mut out = null_mut();
+            let get_plain = PyContextVar_Get(var, null_mut(), &mut out) == 0 && out.is_null();
+            let get_default = PyContextVar_Get(var, default, &mut out) == 0 && out == default;
+            Py_DecRef(out);
+            let enter_exit = PyContext_Enter(ctx) == 0 && PyContext_Exit(ctx) == 0;
+            let injected = inject::disarm();
+            assert!(get_plain && get_default && enter_exit, "Get/Enter/Exit failed under OOM on a fresh thread");
+            assert!(!injected, "Get, Enter or Exit allocated on a fresh thread");
+            assert!(PyErr_Occurred().is_null());
+        })
+        .join()
+        .expect("fresh thread");
+        for o in [var, ctx, default] { Py_DecRef(o) }
+    }
 }
 
 #[test]
