@@ -240,6 +240,43 @@ static void *enter_and_die(void *arg) {
     return NULL;
 }
 
+/* A program's own thread-exit hooks may still use contexts: a pthread key
+ * created after the library's first use on the thread exits a context only
+ * the thread holds, and sets a value; both are released afterwards. */
+static pthread_key_t user_key;
+static PyObject *tsd_var;
+static int tsd_exit_ok, tsd_freed;
+static void tsd_value_free(PyObject *c) { (void)c; tsd_freed++; }
+static void user_key_destructor(void *ctx) {
+    tsd_exit_ok = PyContext_Exit((PyObject *)ctx) == 0;
+    PyObject *cap = PyCapsule_New(&tsd_freed, NULL, tsd_value_free);
+    PyObject *t = PyContextVar_Set(tsd_var, cap); /* new state during teardown */
+    Py_XDECREF(t);
+    Py_XDECREF(cap);
+}
+
+static void *enter_then_leave_it_to_a_key(void *arg) {
+    (void)arg;
+    PyObject *ctx = PyContext_New();
+    PyContext_Enter(ctx); /* first library use on this thread */
+    Py_DECREF(ctx);       /* only the thread holds it now */
+    pthread_setspecific(user_key, ctx);
+    return NULL;
+}
+
+TEST(thread_exit_hooks_of_the_program_may_still_use_contexts) {
+    tsd_var = PyContextVar_New("tsd", NULL);
+    tsd_exit_ok = tsd_freed = 0;
+    pthread_key_create(&user_key, user_key_destructor);
+    pthread_t th;
+    pthread_create(&th, NULL, enter_then_leave_it_to_a_key, NULL);
+    pthread_join(th, NULL);
+    CHECK_EQ_LONG(1, tsd_exit_ok);
+    CHECK_EQ_LONG(1, tsd_freed);
+    pthread_key_delete(user_key);
+    Py_CLEAR(tsd_var);
+}
+
 TEST(a_context_left_entered_by_a_dead_thread_can_be_entered_again) {
     left_entered = PyContext_New();
     pthread_t th;
@@ -333,6 +370,7 @@ void suite_threads(void) {
     RUN(a_token_from_another_thread_is_from_a_different_context);
     RUN(copies_of_a_context_being_set_are_consistent);
     RUN(thread_exit_releases_contexts_values_and_errors);
+    RUN(thread_exit_hooks_of_the_program_may_still_use_contexts);
     RUN(a_context_left_entered_by_a_dead_thread_can_be_entered_again);
     RUN(stress_four_threads_with_cookies);
 #endif

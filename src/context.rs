@@ -130,7 +130,9 @@ impl Context {
     }
 
     /// Visits the references the context holds: each variable and value in
-    /// its map, and the previous context while entered.
+    /// its map, and the previous context while entered. Reading `prev` is
+    /// only sound while the entering thread cannot exit concurrently: a
+    /// collector must stop the world (or run on that thread) first.
     pub(crate) fn traverse(&self, visit: &mut dyn FnMut(&PyObject)) {
         self.snapshot().for_each(|k, v| {
             // SAFETY: the snapshot holds references to its keys and values.
@@ -180,41 +182,64 @@ impl fmt::Display for Context {
 }
 
 thread_local! {
-    /// The thread's current context: a strong reference, or NULL.
+    /// The thread's current context: a strong reference, or NULL. A plain
+    /// cell (no destructor), so it stays usable while the thread tears down.
     static CURRENT: Cell<*mut Context> = const { Cell::new(ptr::null_mut()) };
-    /// 0: no exit hook yet; 1: registered; 2: the thread is exiting.
-    static EXIT_STATE: Cell<u8> = const { Cell::new(0) };
-    /// Its destructor releases what the thread holds when it exits.
-    static EXIT_HOOK: ExitHook = const { ExitHook };
+    /// Whether this thread's exit hook is armed.
+    static EXIT_ARMED: Cell<bool> = const { Cell::new(false) };
+    /// Whether the exit hook already let one round of key destructors pass.
+    static EXIT_DEFERRED: Cell<bool> = const { Cell::new(false) };
 }
 
-struct ExitHook;
+/// The pthread key whose destructor releases what a thread holds when it
+/// exits. A pthread key rather than a Rust thread-local destructor: glibc
+/// runs key destructors after the thread's C++ `thread_local` and Rust
+/// thread-local destructors, and repeats them while they set keys again, so
+/// cleanup code of the program's own that still uses contexts runs first,
+/// and state it creates is released too. (The main thread runs no key
+/// destructors at `exit()`; what it holds then stays reachable, as in
+/// CPython.) In the first round of key destructors the hook only re-arms
+/// itself, so every other key destructor (created before or after this key)
+/// runs once with the thread's contexts intact; the release happens in the
+/// next round.
+static EXIT_KEY: std::sync::OnceLock<Option<libc::pthread_key_t>> = std::sync::OnceLock::new();
 
-impl Drop for ExitHook {
-    fn drop(&mut self) {
-        EXIT_STATE.set(2);
-        // Destructors run by the release may create state again (a capsule
-        // destructor that calls Set); release until nothing is left.
-        for _ in 0..16 {
-            let had_context = !CURRENT.get().is_null();
-            let had_error = !crate::errors::occurred().is_null();
-            if !had_context && !had_error {
-                break;
-            }
+extern "C" fn thread_exit(_marker: *mut libc::c_void) {
+    EXIT_ARMED.set(false);
+    if !EXIT_DEFERRED.replace(true) {
+        register_thread_exit();
+        if EXIT_ARMED.get() {
+            return;
+        }
+    }
+    // Destructors run by the release may create state again (a capsule
+    // destructor that calls Set): release until nothing is left.
+    while !CURRENT.get().is_null() || !crate::errors::occurred().is_null() {
+        crate::ffi::guard_void(|| {
             release_thread_contexts();
             crate::errors::clear();
-        }
+        });
     }
 }
 
 /// Makes sure the thread's contexts and pending error are released when it
-/// exits. Cheap after the first call.
+/// exits. Cheap after the first call on a thread.
 pub(crate) fn register_thread_exit() {
-    if EXIT_STATE.get() == 0 {
-        EXIT_STATE.set(1);
-        // Touching the hook registers its destructor. During thread teardown
-        // this can fail; then the state is released by the running hook.
-        let _ = EXIT_HOOK.try_with(|_| {});
+    if EXIT_ARMED.get() {
+        return;
+    }
+    let key = EXIT_KEY.get_or_init(|| {
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: `key` is a valid out-pointer; the destructor is an
+        // `extern "C"` function that never unwinds (it runs the guard).
+        (unsafe { libc::pthread_key_create(&mut key, Some(thread_exit)) } == 0).then_some(key)
+    });
+    if let Some(key) = *key {
+        // Any non-NULL value arms the destructor for this thread.
+        // SAFETY: the key was created above; the marker is never read.
+        if unsafe { libc::pthread_setspecific(key, ptr::NonNull::<u8>::dangling().as_ptr().cast()) } == 0 {
+            EXIT_ARMED.set(true);
+        }
     }
 }
 
