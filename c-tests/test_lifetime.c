@@ -414,7 +414,33 @@ TEST(set_takes_one_reference_and_reset_gives_it_back) {
     Py_DECREF(v);
 }
 
+/* A destructor that releases another value sees it die at once (CPython
+ * destroys nested releases immediately too). */
+static PyObject *nested_var, *nested_token;
+static int nested_b_freed, nested_b_freed_inside;
+static void nested_b_free(PyObject *c) { (void)c; nested_b_freed = 1; }
+static void nested_a_free(PyObject *c) {
+    (void)c;
+    PyContextVar_Reset(nested_var, nested_token); /* releases B's last holder */
+    Py_CLEAR(nested_token);
+    nested_b_freed_inside = nested_b_freed;
+}
+
+TEST(a_value_released_inside_a_destructor_dies_at_once) {
+    nested_var = PyContextVar_New("nested", NULL);
+    nested_b_freed = nested_b_freed_inside = 0;
+    PyObject *b = PyCapsule_New(&nested_b_freed, NULL, nested_b_free);
+    nested_token = PyContextVar_Set(nested_var, b);
+    Py_DECREF(b);
+    PyObject *a = PyCapsule_New(&nested_b_freed, NULL, nested_a_free);
+    Py_DECREF(a);
+    CHECK_EQ_LONG(1, nested_b_freed_inside);
+    CHECK(nested_token == NULL);
+    Py_CLEAR(nested_var);
+}
+
 void suite_lifetime(void) {
+    RUN(a_value_released_inside_a_destructor_dies_at_once);
     RUN(capsule_destructor_runs_once_on_last_release);
     RUN(context_owns_its_values);
     RUN(var_owns_its_default);

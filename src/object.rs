@@ -8,11 +8,12 @@
 //! at [`IMMORTAL_REFCNT`]; both the Rust and the C side skip counting for
 //! them, so shared singletons never bounce between cores.
 //!
-//! Destruction never recurses through user data: when a count reaches zero
-//! while this thread is already destroying objects, the object is queued on a
-//! per-thread list (linked through its dead `ob_refcnt` word) and the outer
-//! loop destroys it. A chain of a million contexts, each holding the previous
-//! one, is freed in constant stack.
+//! Destruction recurses only a bounded depth: an object whose count reaches
+//! zero is destroyed at once, as in CPython, unless this thread is already
+//! [`INLINE_DEPTH`] destructions deep; then it is queued on a per-thread list
+//! (linked through its dead `ob_refcnt` word) and the outermost destruction
+//! drains the list. A chain of a million contexts, each holding the previous
+//! one, is freed in bounded stack (CPython's "trashcan", in effect).
 
 use std::cell::Cell;
 use std::ffi::{c_char, CStr};
@@ -83,11 +84,10 @@ impl PyObject {
         self as *const PyObject as *mut PyObject
     }
 
-    /// The type's name as Rust text.
+    /// The type's name as Rust text ("?" if a foreign type has none).
     pub(crate) fn type_name(&self) -> &str {
-        // SAFETY: every object's type is a live type object whose tp_name is a
-        // NUL-terminated string (ours are static; foreign ones must be too).
-        unsafe { CStr::from_ptr((*self.ob_type).tp_name) }.to_str().unwrap_or("?")
+        // SAFETY: every object's type is a live type object.
+        unsafe { &*self.ob_type }.name()
     }
 }
 
@@ -112,8 +112,12 @@ impl PyTypeObject {
         }
     }
 
+    /// The type's name ("?" if a foreign type has none or it is not UTF-8).
     pub(crate) fn name(&self) -> &str {
-        // SAFETY: tp_name is a NUL-terminated static string.
+        if self.tp_name.is_null() {
+            return "?";
+        }
+        // SAFETY: a non-NULL tp_name is a NUL-terminated string.
         unsafe { CStr::from_ptr(self.tp_name) }.to_str().unwrap_or("?")
     }
 }
@@ -292,46 +296,55 @@ pub(crate) unsafe fn free_object<T: PyLayout>(o: *mut PyObject) {
     }
 }
 
+/// How many destructions may nest on one thread before further ones are
+/// queued. Bounds stack use (a 256 KiB thread stack frees million-long
+/// chains) while objects released by a destructor still die at once.
+const INLINE_DEPTH: u32 = 32;
+
 thread_local! {
-    /// Objects waiting to be destroyed by this thread's running destroy loop,
-    /// linked through their (dead) `ob_refcnt` words.
+    /// Objects waiting to be destroyed, linked through their (dead)
+    /// `ob_refcnt` words. Plain cells: usable while the thread tears down.
     static PENDING: Cell<*mut PyObject> = const { Cell::new(ptr::null_mut()) };
-    /// Whether this thread is inside the destroy loop.
-    static DESTROYING: Cell<bool> = const { Cell::new(false) };
+    /// How many destructions are running on this thread, nested.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Destroys an object whose count reached zero, iteratively (see module doc).
+/// Destroys an object whose count reached zero (see the module doc).
 ///
 /// # Safety
 /// `o` must be a dead object no one else can reach.
 pub(crate) unsafe fn dealloc(o: *mut PyObject) {
-    if DESTROYING.get() {
+    let depth = DEPTH.get();
+    if depth >= INLINE_DEPTH {
         // SAFETY: the object is dead; its count word is free to hold a link.
         unsafe { (*o).ob_refcnt.store(PENDING.get() as isize, Ordering::Relaxed) };
         PENDING.set(o);
         return;
     }
-    /// Leaves the loop state clean even if a destructor panics.
-    struct Reset;
-    impl Drop for Reset {
+    /// Restores the depth even if a destructor panics.
+    struct Restore(u32);
+    impl Drop for Restore {
         fn drop(&mut self) {
-            DESTROYING.set(false);
+            DEPTH.set(self.0);
         }
     }
-    DESTROYING.set(true);
-    let _reset = Reset;
-    let mut next = o;
-    loop {
-        // SAFETY: `next` is dead and unreachable (it came from a count that
-        // reached zero); destroying it may queue more objects.
-        unsafe { destroy(next) };
-        next = PENDING.get();
-        if next.is_null() {
-            break;
+    let _restore = Restore(depth);
+    DEPTH.set(depth + 1);
+    // SAFETY: per the caller; destroying it may destroy or queue more.
+    unsafe { destroy(o) };
+    if depth == 0 {
+        // The outermost destruction drains what deeper ones queued.
+        loop {
+            let next = PENDING.get();
+            if next.is_null() {
+                break;
+            }
+            // SAFETY: queued objects are dead; their count word holds the link.
+            let link = unsafe { (*next).ob_refcnt.swap(0, Ordering::Relaxed) } as *mut PyObject;
+            PENDING.set(link);
+            // SAFETY: as above.
+            unsafe { destroy(next) };
         }
-        // SAFETY: queued objects are dead; their count word holds the link.
-        let link = unsafe { (*next).ob_refcnt.swap(0, Ordering::Relaxed) } as *mut PyObject;
-        PENDING.set(link);
     }
 }
 
