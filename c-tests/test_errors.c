@@ -96,7 +96,24 @@ TEST(set_string_with_invalid_utf8_raises_the_decode_error) {
     CHECK_ERROR(PyExc_UnicodeDecodeError, "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte");
 }
 
+TEST(restore_keeps_a_value_without_a_type_and_drops_the_traceback) {
+    PyObject *v = PyLong_FromLong(12345), *tb = PyLong_FromLong(777);
+    PyErr_Restore(NULL, Py_NewRef(v), NULL);
+    CHECK(PyErr_Occurred() == NULL); /* no type: nothing pending... */
+    PyObject *t, *got, *gtb;
+    PyErr_Fetch(&t, &got, &gtb);
+    CHECK(t == NULL && got == v && gtb == NULL); /* ...but the value is kept */
+    Py_XDECREF(got);
+    PyErr_Restore(Py_NewRef(PyExc_ValueError), NULL, Py_NewRef(tb));
+    PyErr_Fetch(&t, &got, &gtb);
+    CHECK(t == PyExc_ValueError && got == NULL && gtb == NULL); /* not a traceback: dropped */
+    Py_XDECREF(t);
+    Py_DECREF(v);
+    Py_DECREF(tb);
+}
+
 void suite_errors(void) {
+    RUN(restore_keeps_a_value_without_a_type_and_drops_the_traceback);
     RUN(fetch_with_nothing_pending_gives_nulls);
     RUN(set_string_then_fetch_gives_type_and_message);
     RUN(set_none_has_no_value);

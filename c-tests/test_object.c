@@ -80,7 +80,23 @@ TEST(small_ints_are_shared_objects) {
     Py_DECREF(a); Py_DECREF(b); Py_DECREF(c); Py_DECREF(d);
 }
 
+TEST(setref_replaces_then_releases) {
+    PyObject *x = PyLong_FromLong(5000), *y = PyLong_FromLong(6000);
+    Py_INCREF(x);
+    PyObject *old = x;
+    Py_SETREF(x, y); /* steals y, releases the old x */
+    CHECK(x == y);
+    CHECK_EQ_LONG(1, Py_REFCNT(old));
+    Py_DECREF(old);
+    Py_XSETREF(x, NULL);
+    CHECK(x == NULL);
+    Py_XSETREF(x, PyLong_FromLong(7));
+    CHECK_EQ_LONG(7, h_long(x));
+    Py_DECREF(x);
+}
+
 void suite_object(void) {
+    RUN(setref_replaces_then_releases);
     RUN(a_new_object_has_one_reference);
     RUN(refcount_macros_and_functions);
     RUN(types_of_each_kind);

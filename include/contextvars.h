@@ -246,7 +246,7 @@ void PyErr_Clear(void);
  * (all NULL when nothing is pending). For the errors of this library the
  * value is the message as a str, as in CPython 3.11 (UnicodeDecodeError
  * included, where CPython gives an exception instance), NULL after
- * `PyErr_SetNone()` and `PyErr_NoMemory()`; there are no tracebacks. A part
+ * `PyErr_SetNone()` and `PyErr_NoMemory()`; the traceback is always NULL. A part
  * whose pointer is NULL is released instead of returned.
  *
  * # Safety
@@ -256,8 +256,10 @@ void PyErr_Fetch(PyObject **ptype, PyObject **pvalue, PyObject **ptraceback);
 
 /**
  * Sets the pending exception from the three parts, stealing a reference to
- * each non-NULL one; a NULL `type` clears the indicator. The previous
- * exception is released.
+ * each non-NULL one, and releases the previous exception. As in CPython
+ * 3.11: a value with a NULL `type` is kept (`PyErr_Occurred()` is NULL but
+ * `PyErr_Fetch()` returns it); the traceback is released, since it cannot
+ * be a traceback object here.
  *
  * # Safety
  * Each argument must be NULL or a live object whose reference the caller
@@ -591,6 +593,10 @@ static inline PyObject *contextvars_xnew_ref(PyObject *o) {
     return o;
 }
 #define Py_NewRef(o) contextvars_new_ref((PyObject *)(o))
+/** Replaces the reference in the variable `dst` by `src` (stolen), then
+ *  releases the old one (Py_XSETREF: the old one may be NULL). */
+#define Py_SETREF(dst, src) do { PyObject **contextvars_p_ = (PyObject **)&(dst); PyObject *contextvars_old_ = *contextvars_p_; *contextvars_p_ = (PyObject *)(src); Py_DECREF(contextvars_old_); } while (0)
+#define Py_XSETREF(dst, src) do { PyObject **contextvars_p_ = (PyObject **)&(dst); PyObject *contextvars_old_ = *contextvars_p_; *contextvars_p_ = (PyObject *)(src); Py_XDECREF(contextvars_old_); } while (0)
 #define Py_XNewRef(o) contextvars_xnew_ref((PyObject *)(o))
 
 /** The None object (immortal). */

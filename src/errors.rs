@@ -201,25 +201,20 @@ thread_local! {
 }
 
 /// Replaces the indicator with the given owned references (any may be
-/// NULL; a NULL type clears it) and releases the old ones afterwards, so a
-/// destructor that runs then sees the new state.
+/// NULL) and releases the old ones afterwards, so a destructor that runs then
+/// sees the new state. As in CPython 3.11, a value without a type is kept
+/// (`PyErr_Occurred` is NULL, `PyErr_Fetch` returns it), and a traceback
+/// that is not a traceback object is dropped: there are no traceback
+/// objects here, so every traceback is.
 ///
 /// # Safety
 /// Each non-NULL pointer must be a live object whose reference the caller
 /// passes to the indicator.
 pub(crate) unsafe fn restore_raw(ty: *mut PyObject, value: *mut PyObject, tb: *mut PyObject) {
-    let (ty, value, tb) = if ty.is_null() {
-        // CPython drops a value without a type.
-        // SAFETY: owned by the caller, passed to us.
-        unsafe {
-            release(value);
-            release(tb);
-        }
-        (ptr::null_mut(), ptr::null_mut(), ptr::null_mut())
-    } else {
-        (ty, value, tb)
-    };
-    if needs_release_at_exit(value) || needs_release_at_exit(tb) || needs_release_at_exit(ty) {
+    // SAFETY: owned by the caller, passed to us.
+    unsafe { release(tb) };
+    let tb = ptr::null_mut();
+    if needs_release_at_exit(value) || needs_release_at_exit(ty) {
         crate::context::register_thread_exit();
     }
     let old_ty = ERR_TYPE.replace(ty);

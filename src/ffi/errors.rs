@@ -27,7 +27,7 @@ pub extern "C" fn PyErr_Clear() {
 /// (all NULL when nothing is pending). For the errors of this library the
 /// value is the message as a str, as in CPython 3.11 (UnicodeDecodeError
 /// included, where CPython gives an exception instance), NULL after
-/// `PyErr_SetNone()` and `PyErr_NoMemory()`; there are no tracebacks. A part
+/// `PyErr_SetNone()` and `PyErr_NoMemory()`; the traceback is always NULL. A part
 /// whose pointer is NULL is released instead of returned.
 ///
 /// # Safety
@@ -50,8 +50,10 @@ pub unsafe extern "C" fn PyErr_Fetch(ptype: *mut *mut PyObject, pvalue: *mut *mu
 }
 
 /// Sets the pending exception from the three parts, stealing a reference to
-/// each non-NULL one; a NULL `type` clears the indicator. The previous
-/// exception is released.
+/// each non-NULL one, and releases the previous exception. As in CPython
+/// 3.11: a value with a NULL `type` is kept (`PyErr_Occurred()` is NULL but
+/// `PyErr_Fetch()` returns it); the traceback is released, since it cannot
+/// be a traceback object here.
 ///
 /// # Safety
 /// Each argument must be NULL or a live object whose reference the caller
