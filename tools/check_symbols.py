@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks that a shared library exports exactly the functions and data the
-header declares: nothing missing, nothing extra. The declarations are the
+header declares (nothing missing, nothing extra) and that every declaration
+in the header carries its documentation comment. The declarations are the
 cbindgen-generated ones between the extern "C" guards; the hand-written
 macros and static inline functions outside them are not symbols.
 Usage: check_symbols.py include/contextvars.h target/release/libcontextvars.so"""
@@ -25,10 +26,22 @@ for stmt in region.split(";"):
 out = subprocess.run(["nm", "-D", "--defined-only", lib], check=True, capture_output=True, text=True).stdout
 exported = {f[2] for f in (l.split() for l in out.splitlines()) if len(f) == 3 and f[1] in "TDBR"}
 
+# Every declaration must follow a doc comment ("*/" ends the line before it).
+undocumented = []
+raw = text[start:end].splitlines()
+for i, line in enumerate(raw):
+    m = re.match(r"^(extern\s.*?(\w+);|[A-Za-z].*?(\w+)\()", line)
+    if m and not line.startswith('extern "C"'):
+        name = m.group(2) or m.group(3)
+        if i == 0 or not raw[i - 1].rstrip().endswith("*/"):
+            undocumented.append(name)
+for name in undocumented:
+    print("declared without documentation:", name)
+
 missing, extra = sorted(declared - exported), sorted(exported - declared)
 for name in missing:
     print("declared in the header but not exported:", name)
 for name in extra:
     print("exported but not declared in the header:", name)
 print(f"symbols: {len(exported)} exported, {len(declared)} declared:", " ".join(sorted(exported)))
-sys.exit(1 if missing or extra else 0)
+sys.exit(1 if missing or extra or undocumented else 0)
