@@ -52,6 +52,7 @@ test: header-check rust-test c-test c-test-static test-cpython difftest symbols 
 rust-test:
 	$(CARGO) test --release $(CARGOFLAGS)
 	$(CARGO) test --release $(CARGOFLAGS) --features testing --test oom -- --nocapture --test-threads=1
+	$(CARGO) test --release $(CARGOFLAGS) --features testing --test panics
 
 # The committed header must be what build.rs generates, and must compile
 # cleanly as C11 and C++17.

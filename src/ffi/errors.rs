@@ -13,7 +13,7 @@ use super::{guard, guard_void};
 /// Return value: Borrowed reference.
 #[unsafe(no_mangle)]
 pub extern "C" fn PyErr_Occurred() -> *mut PyObject {
-    errors::occurred()
+    super::guard_or(errors::occurred, std::ptr::null_mut())
 }
 
 /// Clears the calling thread's pending exception, if any.
@@ -113,7 +113,7 @@ pub unsafe extern "C" fn PyErr_SetNone(r#type: *mut PyObject) {
 /// `exc` must be NULL or a live object.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn PyErr_ExceptionMatches(exc: *mut PyObject) -> c_int {
-    errors::given_exception_matches(errors::occurred(), exc) as c_int
+    super::guard_or(|| errors::given_exception_matches(errors::occurred(), exc) as c_int, 0)
 }
 
 /// 1 if `given` is `exc` or an exception type derived from it, else 0. NULL
@@ -123,7 +123,7 @@ pub unsafe extern "C" fn PyErr_ExceptionMatches(exc: *mut PyObject) -> c_int {
 /// Both must be NULL or live objects.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn PyErr_GivenExceptionMatches(given: *mut PyObject, exc: *mut PyObject) -> c_int {
-    errors::given_exception_matches(given, exc) as c_int
+    super::guard_or(|| errors::given_exception_matches(given, exc) as c_int, 0)
 }
 
 /// Sets MemoryError (with no value) and returns NULL.

@@ -46,6 +46,39 @@ impl ErrorValue for () {
 
 const PANIC_MESSAGE: &str = "internal error in libcontextvars: a Rust panic was caught at the C boundary";
 
+/// Test-only: makes the next guarded call panic inside its guard, to prove
+/// every export turns a panic into SystemError (or, where nothing can be
+/// reported, a message on stderr) instead of aborting.
+#[cfg(feature = "testing")]
+pub mod forced_panic {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static NEXT: AtomicBool = AtomicBool::new(false);
+
+    /// Arms a panic in the next guarded call (on any thread).
+    pub fn arm() {
+        NEXT.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the armed panic was consumed; disarms.
+    pub fn disarm() -> bool {
+        !NEXT.swap(false, Ordering::SeqCst)
+    }
+
+    #[inline(always)]
+    pub(crate) fn maybe_panic() {
+        if NEXT.load(Ordering::Relaxed) && NEXT.swap(false, Ordering::SeqCst) {
+            panic!("forced panic (testing feature)");
+        }
+    }
+}
+
+#[inline(always)]
+fn before_body() {
+    #[cfg(feature = "testing")]
+    forced_panic::maybe_panic();
+}
+
 /// Runs an export's body: `Ok` passes through, `Err` is raised and the
 /// error value returned, and a panic becomes SystemError.
 #[inline(always)]
@@ -53,7 +86,10 @@ pub(crate) fn guard<R: ErrorValue>(body: impl FnOnce() -> Result<R, PyErr>) -> R
     // AssertUnwindSafe: after a panic the body's state is abandoned; the
     // objects it touched stay consistent because every mutation of shared
     // state in the core is a single publish step done last.
-    match catch_unwind(AssertUnwindSafe(body)) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        before_body();
+        body()
+    })) {
         Ok(Ok(value)) => value,
         Ok(Err(err)) => {
             err.restore();
@@ -71,9 +107,24 @@ pub(crate) fn guard<R: ErrorValue>(body: impl FnOnce() -> Result<R, PyErr>) -> R
 /// panic is reported on stderr and the call returns.
 #[inline(always)]
 pub(crate) fn guard_void(body: impl FnOnce()) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(body)) {
-        forget_payload(payload);
-        let _ = std::io::stderr().write_all(b"libcontextvars: a Rust panic was caught in a function that cannot report errors\n");
+    guard_or(body, ())
+}
+
+/// For exports whose result cannot carry an error (`PyErr_Occurred`,
+/// `PyErr_ExceptionMatches`): a panic is reported on stderr and `fallback`
+/// returned.
+#[inline(always)]
+pub(crate) fn guard_or<R>(body: impl FnOnce() -> R, fallback: R) -> R {
+    match catch_unwind(AssertUnwindSafe(|| {
+        before_body();
+        body()
+    })) {
+        Ok(value) => value,
+        Err(payload) => {
+            forget_payload(payload);
+            let _ = std::io::stderr().write_all(b"libcontextvars: a Rust panic was caught in a function that cannot report errors\n");
+            fallback
+        }
     }
 }
 
