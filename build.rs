@@ -18,6 +18,9 @@ fn main() {
     // The ABI changes with the major version, or with the minor one before 1.0.
     let abi = if major > 0 { format!("{major}") } else { format!("0.{minor}") };
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libcontextvars.so.{abi}");
+    // Never unmapped by dlclose: threads that used the library still run its
+    // thread-exit hook (a pthread key destructor) when they exit.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
 
     let mut config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml is valid");
     let hand_written = config.after_includes.take().unwrap_or_default();

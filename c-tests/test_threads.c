@@ -277,6 +277,52 @@ TEST(thread_exit_hooks_of_the_program_may_still_use_contexts) {
     Py_CLEAR(tsd_var);
 }
 
+/* The same in a later round: a key destructor that re-arms once and exits
+ * the context only in the second round of key destructors. */
+static pthread_key_t late_key;
+static int late_exit_ok;
+static void late_key_destructor(void *ctx) {
+    static __thread int round;
+    if (++round == 1) { pthread_setspecific(late_key, ctx); return; }
+    late_exit_ok = PyContext_Exit((PyObject *)ctx) == 0;
+}
+
+static void *enter_then_leave_it_to_a_late_key(void *arg) {
+    (void)arg;
+    PyObject *ctx = PyContext_New();
+    PyContext_Enter(ctx);
+    Py_DECREF(ctx);
+    pthread_setspecific(late_key, ctx);
+    return NULL;
+}
+
+TEST(a_key_destructor_may_exit_a_context_in_a_later_round) {
+    late_exit_ok = 0;
+    pthread_key_create(&late_key, late_key_destructor);
+    pthread_t th;
+    pthread_create(&th, NULL, enter_then_leave_it_to_a_late_key, NULL);
+    pthread_join(th, NULL);
+    CHECK_EQ_LONG(1, late_exit_ok);
+    pthread_key_delete(late_key);
+}
+
+/* A value restored without a type (kept, as in CPython) is released too. */
+static int typeless_freed;
+static void typeless_free(PyObject *c) { (void)c; typeless_freed++; }
+static void *leave_a_typeless_error_value(void *arg) {
+    (void)arg;
+    PyErr_Restore(NULL, PyCapsule_New(&typeless_freed, NULL, typeless_free), NULL);
+    return NULL;
+}
+
+TEST(thread_exit_releases_an_error_value_without_a_type) {
+    typeless_freed = 0;
+    pthread_t th;
+    pthread_create(&th, NULL, leave_a_typeless_error_value, NULL);
+    pthread_join(th, NULL);
+    CHECK_EQ_LONG(1, typeless_freed);
+}
+
 TEST(a_context_left_entered_by_a_dead_thread_can_be_entered_again) {
     left_entered = PyContext_New();
     pthread_t th;
@@ -371,6 +417,8 @@ void suite_threads(void) {
     RUN(copies_of_a_context_being_set_are_consistent);
     RUN(thread_exit_releases_contexts_values_and_errors);
     RUN(thread_exit_hooks_of_the_program_may_still_use_contexts);
+    RUN(a_key_destructor_may_exit_a_context_in_a_later_round);
+    RUN(thread_exit_releases_an_error_value_without_a_type);
     RUN(a_context_left_entered_by_a_dead_thread_can_be_entered_again);
     RUN(stress_four_threads_with_cookies);
 #endif

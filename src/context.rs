@@ -20,7 +20,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 use crate::errors::{Exc, PyErr};
 use crate::hamt::Map;
@@ -187,38 +187,82 @@ thread_local! {
     static CURRENT: Cell<*mut Context> = const { Cell::new(ptr::null_mut()) };
     /// Whether this thread's exit hook is armed.
     static EXIT_ARMED: Cell<bool> = const { Cell::new(false) };
-    /// Whether the exit hook already let one round of key destructors pass.
-    static EXIT_DEFERRED: Cell<bool> = const { Cell::new(false) };
+    /// How many rounds of key destructors the exit hook has seen.
+    static EXIT_ROUND: Cell<u32> = const { Cell::new(0) };
 }
 
+/// glibc's PTHREAD_DESTRUCTOR_ITERATIONS: the rounds of key destructors it
+/// runs at thread exit while keys keep being set.
+const KEY_DESTRUCTOR_ROUNDS: u32 = 4;
+
+/// Release passes in the last round before giving up on destructors that
+/// keep creating state (each pass releases everything there is).
+const MAX_RELEASE_PASSES: u32 = 100;
+
 /// The pthread key whose destructor releases what a thread holds when it
-/// exits. A pthread key rather than a Rust thread-local destructor: glibc
-/// runs key destructors after the thread's C++ `thread_local` and Rust
-/// thread-local destructors, and repeats them while they set keys again, so
-/// cleanup code of the program's own that still uses contexts runs first,
-/// and state it creates is released too. (The main thread runs no key
-/// destructors at `exit()`; what it holds then stays reachable, as in
-/// CPython.) In the first round of key destructors the hook only re-arms
-/// itself, so every other key destructor (created before or after this key)
-/// runs once with the thread's contexts intact; the release happens in the
-/// next round.
-static EXIT_KEY: std::sync::OnceLock<Option<libc::pthread_key_t>> = std::sync::OnceLock::new();
+/// exits (`u32::MAX` until created). A pthread key rather than a Rust
+/// thread-local destructor: glibc runs key destructors after C++
+/// `thread_local` and Rust thread-local destructors. While the thread still
+/// has contexts entered, the hook re-arms itself (up to glibc's last round)
+/// instead of releasing, so the program's own key destructors, created
+/// before or after ours, can still exit contexts that only the thread holds.
+/// Otherwise it releases at once, so state that other key destructors create
+/// in later rounds is released too. The main thread runs no key destructors
+/// at `exit()`: what it holds then stays reachable, as in CPython. The
+/// library is linked with `-z nodelete` (build.rs), so the destructor stays
+/// mapped even if the library is dlclose'd while threads still run.
+static EXIT_KEY: AtomicU32 = AtomicU32::new(u32::MAX);
 
 extern "C" fn thread_exit(_marker: *mut libc::c_void) {
     EXIT_ARMED.set(false);
-    if !EXIT_DEFERRED.replace(true) {
+    let round = EXIT_ROUND.get() + 1;
+    EXIT_ROUND.set(round);
+    // SAFETY: the thread holds a reference to its current context.
+    let entered = current().is_some_and(|c| c.entered.load(Ordering::Relaxed));
+    if entered && round < KEY_DESTRUCTOR_ROUNDS {
         register_thread_exit();
         if EXIT_ARMED.get() {
-            return;
+            return; // released in a later round
         }
     }
     // Destructors run by the release may create state again (a capsule
-    // destructor that calls Set): release until nothing is left.
-    while !CURRENT.get().is_null() || !crate::errors::occurred().is_null() {
+    // destructor that calls Set): release until nothing is left, within
+    // reason.
+    for _ in 0..MAX_RELEASE_PASSES {
+        if CURRENT.get().is_null() && crate::errors::is_empty() && crate::object::nothing_pending() {
+            return;
+        }
         crate::ffi::guard_void(|| {
             release_thread_contexts();
             crate::errors::clear();
+            crate::object::drain_pending();
         });
+    }
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        b"libcontextvars: destructors kept creating context state while a thread exited; the rest is leaked\n",
+    );
+}
+
+fn exit_key() -> Option<libc::pthread_key_t> {
+    let key = EXIT_KEY.load(Ordering::Acquire);
+    if key != u32::MAX {
+        return Some(key);
+    }
+    let mut created: libc::pthread_key_t = 0;
+    // SAFETY: `created` is a valid out-pointer; the destructor is an
+    // `extern "C"` function that never unwinds (it runs the guard).
+    if unsafe { libc::pthread_key_create(&mut created, Some(thread_exit)) } != 0 || created == u32::MAX {
+        return None; // no key now (all in use): the next call tries again
+    }
+    match EXIT_KEY.compare_exchange(u32::MAX, created, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Some(created),
+        Err(winner) => {
+            // Another thread created the key first: use theirs.
+            // SAFETY: our key was never used.
+            unsafe { libc::pthread_key_delete(created) };
+            Some(winner)
+        }
     }
 }
 
@@ -228,15 +272,9 @@ pub(crate) fn register_thread_exit() {
     if EXIT_ARMED.get() {
         return;
     }
-    let key = EXIT_KEY.get_or_init(|| {
-        let mut key: libc::pthread_key_t = 0;
-        // SAFETY: `key` is a valid out-pointer; the destructor is an
-        // `extern "C"` function that never unwinds (it runs the guard).
-        (unsafe { libc::pthread_key_create(&mut key, Some(thread_exit)) } == 0).then_some(key)
-    });
-    if let Some(key) = *key {
+    if let Some(key) = exit_key() {
         // Any non-NULL value arms the destructor for this thread.
-        // SAFETY: the key was created above; the marker is never read.
+        // SAFETY: the key exists; the marker is never read.
         if unsafe { libc::pthread_setspecific(key, ptr::NonNull::<u8>::dangling().as_ptr().cast()) } == 0 {
             EXIT_ARMED.set(true);
         }

@@ -242,6 +242,12 @@ pub(crate) fn fetch_raw() -> (*mut PyObject, *mut PyObject, *mut PyObject) {
     )
 }
 
+/// Whether the indicator holds nothing at all (not even a value without a
+/// type, which `PyErr_Restore` may leave).
+pub(crate) fn is_empty() -> bool {
+    ERR_TYPE.get().is_null() && ERR_VALUE.get().is_null() && ERR_TRACEBACK.get().is_null()
+}
+
 /// The pending exception's type (borrowed), or NULL.
 pub(crate) fn occurred() -> *mut PyObject {
     ERR_TYPE.get()

@@ -334,17 +334,37 @@ pub(crate) unsafe fn dealloc(o: *mut PyObject) {
     unsafe { destroy(o) };
     if depth == 0 {
         // The outermost destruction drains what deeper ones queued.
-        loop {
-            let next = PENDING.get();
-            if next.is_null() {
-                break;
-            }
-            // SAFETY: queued objects are dead; their count word holds the link.
-            let link = unsafe { (*next).ob_refcnt.swap(0, Ordering::Relaxed) } as *mut PyObject;
-            PENDING.set(link);
-            // SAFETY: as above.
-            unsafe { destroy(next) };
+        drain_pending_at_depth_one();
+    }
+}
+
+/// Destroys every queued object (the caller is at depth 1).
+fn drain_pending_at_depth_one() {
+    loop {
+        let next = PENDING.get();
+        if next.is_null() {
+            break;
         }
+        // SAFETY: queued objects are dead; their count word holds the link.
+        let link = unsafe { (*next).ob_refcnt.swap(0, Ordering::Relaxed) } as *mut PyObject;
+        PENDING.set(link);
+        // SAFETY: as above.
+        unsafe { destroy(next) };
+    }
+}
+
+/// Whether no destruction is queued on this thread.
+pub(crate) fn nothing_pending() -> bool {
+    PENDING.get().is_null()
+}
+
+/// Destroys what a destruction interrupted by a panic left queued (thread
+/// exit calls this; normally the queue is already empty).
+pub(crate) fn drain_pending() {
+    if DEPTH.get() == 0 && !nothing_pending() {
+        DEPTH.set(1);
+        drain_pending_at_depth_one();
+        DEPTH.set(0);
     }
 }
 
