@@ -106,6 +106,114 @@ TEST(header_layout_matches_the_library) {
     CHECK(Py_REFCNT(Py_None) >= CONTEXTVARS_IMMORTAL_REFCNT);
     CHECK_STR(CONTEXTVARS_VERSION, CONTEXTVARS_VERSION); /* the macro exists */
 }
+
+TEST(null_combinations_and_non_errors) {
+    PyObject *out = Py_None;
+    CHECK_EQ_LONG(-1, PyContextVar_Get(NULL, NULL, NULL)); CHECK_ERROR(PyExc_SystemError, BAD_CALL);
+    CHECK_EQ_LONG(-1, PyContextVar_Get(NULL, Py_None, &out)); CHECK_ERROR(PyExc_SystemError, BAD_CALL);
+    CHECK(out == NULL);
+    CHECK(PyContextVar_Set(NULL, NULL) == NULL); CHECK_ERROR(PyExc_SystemError, BAD_CALL);
+    CHECK_EQ_LONG(-1, PyContextVar_Reset(NULL, NULL)); CHECK_ERROR(PyExc_SystemError, BAD_CALL);
+    CHECK(PyContextVar_New(NULL, Py_None) == NULL); CHECK_ERROR(PyExc_SystemError, BAD_CALL);
+    PyErr_SetString(NULL, NULL); CHECK_ERROR(PyExc_SystemError, BAD_CALL);
+    /* A NULL destructor or name is not an error. */
+    int x;
+    PyObject *cap = PyCapsule_New(&x, "n", NULL);
+    CHECK(cap != NULL);
+    CHECK_NO_ERROR();
+    Py_XDECREF(cap);
+    cap = PyCapsule_New(&x, NULL, NULL);
+    CHECK(cap != NULL && PyCapsule_GetPointer(cap, NULL) == &x);
+    CHECK_NO_ERROR();
+    Py_XDECREF(cap);
+    /* A NULL default (no default) is not an error either. */
+    PyObject *var = PyContextVar_New("v", NULL);
+    CHECK(var != NULL);
+    CHECK_NO_ERROR();
+    Py_XDECREF(var);
+    /* A NULL pending error: Restore of three NULLs clears, Fetch of nothing is NULLs. */
+    PyErr_Restore(NULL, NULL, NULL);
+    CHECK_NO_ERROR();
+}
+
+TEST(a_failed_call_with_a_null_replaces_a_pending_error) {
+    PyErr_SetString(PyExc_KeyError, "pending");
+    CHECK(PyContext_Copy(NULL) == NULL);
+    CHECK_ERROR(PyExc_SystemError, BAD_CALL);
+}
+
+static int fetch_freed;
+static void fetch_free(PyObject *c) { (void)c; fetch_freed++; }
+
+TEST(fetch_into_null_slots_releases_those_parts) {
+    fetch_freed = 0;
+    PyErr_Restore(Py_NewRef(PyExc_ValueError), PyCapsule_New(&fetch_freed, NULL, fetch_free), NULL);
+    PyErr_Fetch(NULL, NULL, NULL);
+    CHECK_EQ_LONG(1, fetch_freed);
+    CHECK_NO_ERROR();
+    PyErr_Restore(Py_NewRef(PyExc_ValueError), PyCapsule_New(&fetch_freed, NULL, fetch_free), NULL);
+    PyObject *t = NULL;
+    PyErr_Fetch(&t, NULL, NULL);
+    CHECK(t == PyExc_ValueError);
+    CHECK_EQ_LONG(2, fetch_freed);
+    Py_XDECREF(t);
+    CHECK_NO_ERROR();
+}
+
+TEST(null_long_is_bad_internal_call_exactly) {
+    CHECK_EQ_LONG(-1, PyLong_AsLong(NULL));
+    CHECK_ERROR(PyExc_SystemError, BAD_CALL);
+    PyErr_BadInternalCall();
+    CHECK_ERROR(PyExc_SystemError, BAD_CALL);
+}
+
+/* S1 at depth: three nested contexts, each kept alive only by the thread. */
+static int stack_freed;
+static void stack_free(PyObject *c) { (void)c; stack_freed++; }
+
+TEST(a_stack_of_contexts_held_only_by_the_thread_unwinds) {
+    PyObject *var = PyContextVar_New("v", NULL);
+    PyObject *c[3], *caps[3];
+    stack_freed = 0;
+    for (int i = 0; i < 3; i++) {
+        c[i] = PyContext_New();
+        CHECK_EQ_LONG(0, PyContext_Enter(c[i]));
+        caps[i] = PyCapsule_New(&caps[i], NULL, stack_free);
+        PyObject *t = PyContextVar_Set(var, caps[i]);
+        Py_XDECREF(t);
+        Py_DECREF(caps[i]);
+        Py_DECREF(c[i]); /* the thread's reference is the last */
+    }
+    CHECK_EQ_LONG(0, stack_freed);
+    for (int i = 2; i >= 0; i--) {
+        PyObject *got = NULL;
+        CHECK_EQ_LONG(0, PyContextVar_Get(var, NULL, &got));
+        CHECK(got == caps[i]); /* the innermost live context's value */
+        if (got != NULL) CHECK(PyCapsule_GetPointer(got, NULL) == &caps[i]);
+        Py_XDECREF(got);
+        CHECK_EQ_LONG(0, PyContext_Exit(c[i]));
+        CHECK_EQ_LONG(3 - i, stack_freed); /* c[i] and its value died at Exit */
+    }
+    CHECK_EQ_LONG(H_MISSING, h_get_long(var, NULL));
+    Py_DECREF(var);
+}
+
+TEST(a_second_exit_after_the_thread_released_it_is_not_entered) {
+    /* After Exit the thread's reference is gone; a second Exit through a
+     * reference we kept elsewhere reports "not entered" instead. */
+    PyObject *c = PyContext_New();
+    PyObject *keep = Py_NewRef(c);
+    CHECK_EQ_LONG(0, PyContext_Enter(c));
+    Py_DECREF(c);
+    CHECK_EQ_LONG(2, Py_REFCNT(keep)); /* ours and the thread's */
+    CHECK_EQ_LONG(0, PyContext_Exit(keep));
+    CHECK_EQ_LONG(1, Py_REFCNT(keep));
+    char expected[200];
+    snprintf(expected, sizeof expected, "cannot exit context: <_contextvars.Context object at %p> has not been entered", (void *)keep);
+    CHECK_EQ_LONG(-1, PyContext_Exit(keep));
+    CHECK_ERROR(PyExc_RuntimeError, expected);
+    Py_DECREF(keep);
+}
 #endif
 
 void suite_library_only(void) {
@@ -116,5 +224,11 @@ void suite_library_only(void) {
     RUN(exit_after_the_caller_dropped_its_reference);
     RUN(a_failed_set_changes_nothing);
     RUN(header_layout_matches_the_library);
+    RUN(null_combinations_and_non_errors);
+    RUN(a_failed_call_with_a_null_replaces_a_pending_error);
+    RUN(fetch_into_null_slots_releases_those_parts);
+    RUN(null_long_is_bad_internal_call_exactly);
+    RUN(a_stack_of_contexts_held_only_by_the_thread_unwinds);
+    RUN(a_second_exit_after_the_thread_released_it_is_not_entered);
 #endif
 }

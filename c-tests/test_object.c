@@ -1,5 +1,6 @@
 /* The object model: reference counting, types, None. */
 #include "harness.h"
+#include <limits.h>
 
 static PyObject *return_none(void) { Py_RETURN_NONE; }
 
@@ -95,6 +96,121 @@ TEST(setref_replaces_then_releases) {
     Py_DECREF(x);
 }
 
+
+/* One fresh object of each kind, each with exactly one reference. */
+static void make_each_kind(PyObject *objs[6]) {
+    PyObject *var = PyContextVar_New("kinds", NULL);
+    objs[0] = PyContext_New();
+    objs[1] = PyContextVar_New("fresh", NULL);
+    objs[2] = PyContextVar_Set(var, Py_None); /* the token is held by nothing else */
+    objs[3] = PyLong_FromLong(987654321);
+    objs[4] = PyUnicode_FromString("fresh str");
+    objs[5] = PyCapsule_New(objs, "kinds", NULL);
+    CHECK_EQ_LONG(0, PyContextVar_Reset(var, objs[2]));
+    Py_DECREF(var);
+}
+
+TEST(refcount_deltas_on_every_kind) {
+    PyObject *objs[6];
+    make_each_kind(objs);
+    for (int k = 0; k < 6; k++) {
+        PyObject *o = objs[k];
+        CHECK(o != NULL);
+        if (o == NULL) continue;
+        CHECK_EQ_LONG(1, Py_REFCNT(o)); /* a new object has one reference */
+        Py_INCREF(o);
+        CHECK_EQ_LONG(2, Py_REFCNT(o));
+        Py_IncRef(o);
+        CHECK_EQ_LONG(3, Py_REFCNT(o));
+        Py_XINCREF(o);
+        CHECK_EQ_LONG(4, Py_REFCNT(o));
+        CHECK(Py_NewRef(o) == o);
+        CHECK_EQ_LONG(5, Py_REFCNT(o));
+        CHECK((Py_NewRef)(o) == o); /* the function, not the macro */
+        CHECK_EQ_LONG(6, Py_REFCNT(o));
+        CHECK(Py_XNewRef(o) == o);
+        CHECK_EQ_LONG(7, Py_REFCNT(o));
+        CHECK((Py_XNewRef)(o) == o);
+        CHECK_EQ_LONG(8, Py_REFCNT(o));
+        Py_DecRef(o);
+        CHECK_EQ_LONG(7, Py_REFCNT(o));
+        Py_XDECREF(o);
+        CHECK_EQ_LONG(6, Py_REFCNT(o));
+        for (int i = 0; i < 5; i++) Py_DECREF(o);
+        CHECK_EQ_LONG(1, Py_REFCNT(o));
+        Py_DECREF(o);
+    }
+}
+
+TEST(null_is_accepted_by_the_x_forms) {
+    PyObject *n = NULL;
+    Py_XINCREF(n);
+    Py_XDECREF(n);
+    CHECK(Py_XNewRef(n) == NULL);
+    CHECK((Py_XNewRef)(n) == NULL);
+    Py_CLEAR(n);
+    CHECK(n == NULL);
+    CHECK_NO_ERROR();
+}
+
+/* Py_CLEAR must set the variable to NULL before the object dies, so a
+ * destructor that looks at the variable sees NULL (CPython's contract). */
+static PyObject *clear_target;
+static int clear_saw_null = -1, clear_destroyed;
+static void clear_destructor(PyObject *cap) {
+    (void)cap;
+    clear_destroyed++;
+    clear_saw_null = clear_target == NULL;
+}
+
+TEST(py_clear_sets_null_before_the_object_dies) {
+    clear_destroyed = 0;
+    clear_saw_null = -1;
+    clear_target = PyCapsule_New(&clear_destroyed, "clear", clear_destructor);
+    PyObject *extra = Py_NewRef(clear_target);
+    Py_CLEAR(clear_target); /* not the last reference: no destruction */
+    CHECK(clear_target == NULL);
+    CHECK_EQ_LONG(0, clear_destroyed);
+    CHECK_EQ_LONG(1, Py_REFCNT(extra));
+    clear_target = extra;
+    Py_CLEAR(clear_target); /* the last one */
+    CHECK(clear_target == NULL);
+    CHECK_EQ_LONG(1, clear_destroyed);
+    CHECK_EQ_LONG(1, clear_saw_null);
+}
+
+TEST(py_type_and_tp_name_of_each_kind) {
+    PyObject *objs[6];
+    make_each_kind(objs);
+    PyTypeObject *types[6] = {&PyContext_Type, &PyContextVar_Type, &PyContextToken_Type,
+                              &PyLong_Type, &PyUnicode_Type, &PyCapsule_Type};
+    const char *names[6] = {"_contextvars.Context", "_contextvars.ContextVar", "_contextvars.Token",
+                            "int", "str", "PyCapsule"};
+    for (int k = 0; k < 6; k++) {
+        CHECK(Py_TYPE(objs[k]) == types[k]);
+        CHECK_STR(names[k], Py_TYPE(objs[k])->tp_name);
+        CHECK(Py_TYPE(types[k]) == Py_TYPE(&PyLong_Type)); /* all are instances of `type` */
+        for (int j = 0; j < 6; j++) CHECK_EQ_LONG(j == k, Py_TYPE(objs[k]) == types[j]);
+        Py_DECREF(objs[k]);
+    }
+    CHECK_STR("NoneType", Py_TYPE(Py_None)->tp_name);
+    CHECK(Py_TYPE(Py_None) != &PyLong_Type);
+    PyObject *n1 = PyLong_FromLong(-3), *n2 = PyLong_FromLong(LONG_MAX);
+    CHECK(Py_TYPE(n1) == &PyLong_Type && Py_TYPE(n2) == &PyLong_Type); /* cached and not */
+    Py_DECREF(n1); Py_DECREF(n2);
+}
+
+TEST(py_return_none_many_times) {
+    /* Each call hands out a reference the caller releases; None survives. */
+    for (int i = 0; i < 1000; i++) {
+        PyObject *n = return_none();
+        CHECK(n == Py_None);
+        Py_DECREF(n);
+    }
+    CHECK_STR("NoneType", Py_TYPE(Py_None)->tp_name);
+    CHECK(Py_REFCNT(Py_None) > 0);
+}
+
 void suite_object(void) {
     RUN(setref_replaces_then_releases);
     RUN(a_new_object_has_one_reference);
@@ -102,4 +218,9 @@ void suite_object(void) {
     RUN(types_of_each_kind);
     RUN(py_return_none_gives_a_new_reference_to_none);
     RUN(small_ints_are_shared_objects);
+    RUN(refcount_deltas_on_every_kind);
+    RUN(null_is_accepted_by_the_x_forms);
+    RUN(py_clear_sets_null_before_the_object_dies);
+    RUN(py_type_and_tp_name_of_each_kind);
+    RUN(py_return_none_many_times);
 }
