@@ -111,7 +111,7 @@ impl Context {
     /// The map, borrowed. Only for the thread whose current context this is
     /// (the only writer), and only until it next changes the map.
     pub(crate) fn owner_map(&self) -> &Map {
-        debug_assert!(CURRENT.get() == self as *const Context as *mut Context);
+        debug_assert!(ptr::eq(CURRENT.get(), self));
         // SAFETY: the AtomicPtr's storage is a valid Map representation, and
         // only the calling thread (the owner) replaces it.
         unsafe { Map::borrow_raw(&*self.map.as_ptr()) }
@@ -119,7 +119,7 @@ impl Context {
 
     /// A snapshot of the map, safe from any thread.
     pub(crate) fn snapshot(&self) -> Map {
-        if CURRENT.get() == self as *const Context as *mut Context {
+        if ptr::eq(CURRENT.get(), self) {
             return self.owner_map().clone();
         }
         self.lock_map();

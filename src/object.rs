@@ -375,7 +375,8 @@ pub(crate) fn drain_pending() {
 unsafe fn destroy(o: *mut PyObject) {
     // SAFETY: the object is dead, its header still valid.
     let ty = unsafe { (*o).ob_type };
-    // SAFETY (all arms): the type pointer identifies the layout.
+    // SAFETY: the object is dead and unreachable (the caller's contract), and
+    // the type pointer identifies its layout in every arm.
     unsafe {
         if ty == crate::values::long_type() {
             free_object::<crate::values::Long>(o)
@@ -404,12 +405,14 @@ unsafe fn destroy(o: *mut PyObject) {
 pub(crate) fn traverse(o: &PyObject, visit: &mut dyn FnMut(&PyObject)) {
     let ty = o.ty();
     let p = o.as_ptr();
-    // SAFETY (each arm): the type identifies the layout of a live object.
     if ty == crate::context::context_type() {
+        // SAFETY: the type says this live object is a Context.
         unsafe { &*p.cast::<crate::context::Context>() }.traverse(visit)
     } else if ty == crate::var::var_type() {
+        // SAFETY: the type says this live object is a ContextVar.
         unsafe { &*p.cast::<crate::var::ContextVar>() }.traverse(visit)
     } else if ty == crate::var::token_type() {
+        // SAFETY: the type says this live object is a Token.
         unsafe { &*p.cast::<crate::var::Token>() }.traverse(visit)
     }
 }

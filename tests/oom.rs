@@ -125,7 +125,7 @@ fn get_enter_and_exit_allocate_nothing_on_a_fresh_thread() {
 #[test]
 fn every_allocation_failure_is_memory_error_with_state_unchanged() {
     std::thread::spawn(|| {
-        // SAFETY (throughout): every pointer is a live object made here.
+        // SAFETY: (throughout) every pointer is a live object made here.
         unsafe {
             // Scenario: first use on a fresh thread (lazy base context).
             let probe = PyContextVar_New(c"probe".as_ptr(), null_mut());

@@ -38,7 +38,7 @@ fn system_error_pending() -> bool {
 fn a_panic_in_any_export_is_contained() {
     std::panic::set_hook(Box::new(|_| {})); // the forced panics are expected
     let mut covered: Vec<&str> = Vec::new();
-    // SAFETY (throughout): valid arguments; objects made here are released.
+    // SAFETY: (throughout) valid arguments; objects made here are released.
     unsafe {
         let var = PyContextVar_New(c"v".as_ptr(), null_mut());
         let ctx = PyContext_New();
@@ -66,7 +66,7 @@ fn a_panic_in_any_export_is_contained() {
         reports!("PyContext_Enter", PyContext_Enter(ctx), minus_one);
         reports!("PyContext_Exit", PyContext_Exit(ctx), minus_one);
         reports!("PyContextVar_New", PyContextVar_New(c"w".as_ptr(), null_mut()), null_obj);
-        let mut out = 1 as *mut PyObject;
+        let mut out: *mut PyObject = std::ptr::NonNull::dangling().as_ptr();
         reports!("PyContextVar_Get", PyContextVar_Get(var, null_mut(), &mut out), minus_one);
         assert!(out.is_null(), "Get writes NULL even when it panics");
         reports!("PyContextVar_Set", PyContextVar_Set(var, int), null_obj);

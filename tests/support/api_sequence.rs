@@ -91,7 +91,7 @@ static NAMES: [&[u8]; 5] = [b"v\0", b"\0", b"n\xc3\xa9\0", b"\xff\0", b"ab\xe2\x
 
 fn step(r: &mut Run<'_>) {
     let op = r.byte() % 24;
-    // SAFETY (throughout): every pointer passed is NULL or a live object
+    // SAFETY: (throughout) every pointer passed is NULL or a live object
     // from the table or the entered stack; out-pointers are locals.
     unsafe {
         match op {
@@ -127,7 +127,7 @@ fn step(r: &mut Run<'_>) {
             }
             8 | 9 | 10 => {
                 let (v, d) = (r.arg(), if r.byte() % 3 == 0 { r.value() } else { null_mut() });
-                let mut out: *mut PyObject = 1 as *mut PyObject; // must be overwritten
+                let mut out: *mut PyObject = std::ptr::NonNull::dangling().as_ptr(); // must be overwritten
                 let no_out = r.byte() % 16 == 0;
                 let rc = PyContextVar_Get(v, d, if no_out { null_mut() } else { &mut out });
                 expect_error(rc == -1, "Get");
