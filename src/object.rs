@@ -210,6 +210,17 @@ impl<T: PyLayout> Owned<T> {
         self.ptr.as_ptr().cast()
     }
 
+    /// Mutable access to an object that was just made.
+    ///
+    /// # Safety
+    /// No one else may hold or have held a reference: the object came from
+    /// [`new_object`] and has not been handed out.
+    pub(crate) unsafe fn get_mut_unshared(&mut self) -> &mut T {
+        debug_assert_eq!(self.object().ob_refcnt.load(Ordering::Relaxed), 1);
+        // SAFETY: per the caller, this handle is the only access.
+        unsafe { self.ptr.as_mut() }
+    }
+
     /// Gives the reference to the caller (a new reference in C terms).
     #[inline]
     pub(crate) fn into_raw(self) -> *mut PyObject {

@@ -153,22 +153,27 @@ pub(crate) fn get(var: &ContextVar, default: Option<&PyObject>) -> Option<Owned>
 pub(crate) fn set(var: &ContextVar, value: &PyObject) -> Result<Owned<Token>, PyErr> {
     let ctx = context::current_or_create()?;
     let map = ctx.owner_map();
-    // SAFETY: the map holds a reference to the old value.
-    let old = map.get(var.as_ptr(), var.hash).map(|v| Owned::from_ref(unsafe { &*v }));
-    // The token first: if anything below fails, nothing has changed.
-    let token = new_object(Token {
+    let old = map.get(var.as_ptr(), var.hash);
+    // The token first: if anything below fails, nothing has changed. Its old
+    // value is filled in below, once we know whose reference it gets.
+    let mut token = new_object(Token {
         ob_base: PyObject::new(token_type()),
         ctx: Owned::from_ref(ctx),
         var: Owned::from_ref(var),
-        old,
+        old: None,
         used: AtomicBool::new(false),
     })?;
-    if token.old.is_some() {
+    // SAFETY: the token was just made; no one else can reach it yet.
+    let token_old = unsafe { &mut token.get_mut_unshared().old };
+    if old.is_some() {
         if let Some(replaced) = ctx.replace_value_in_place(var.as_ptr(), var.hash, value.as_ptr()) {
-            drop(replaced); // the token holds the old value too: nothing dies here
+            // The map's reference to the old value moves into the token.
+            *token_old = Some(replaced);
             return Ok(token);
         }
     }
+    // SAFETY: the map holds a reference to the old value.
+    *token_old = old.map(|v| Owned::from_ref(unsafe { &*v }));
     let new_map = map.insert(var.as_ptr(), var.hash, value.as_ptr())?;
     ctx.replace_map(new_map);
     Ok(token)
