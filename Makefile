@@ -160,11 +160,11 @@ clean:
 # Side-by-side benchmark: the same source against CPython 3.11 and the library.
 $(BUILD)/bench-cpython: bench/bench.c
 	@mkdir -p $(BUILD)
-	$(CC) $(PY_CFLAGS) -O2 -std=c11 -DUSE_CPYTHON bench/bench.c -o $@ $(PY_LDFLAGS)
+	$(CC) $(PY_CFLAGS) -O2 -std=c11 -DUSE_CPYTHON bench/bench.c -o $@ $(PY_LDFLAGS) -lpthread
 
 $(BUILD)/bench-lib: lib bench/bench.c
 	@mkdir -p $(BUILD)
-	$(CC) -O2 -std=c11 $(WARN) -Iinclude bench/bench.c -o $@ -L$(OUT) -lcontextvars -Wl,-rpath,$(CURDIR)/$(OUT)
+	$(CC) -O2 -std=c11 $(WARN) -Iinclude bench/bench.c -o $@ -L$(OUT) -lcontextvars -Wl,-rpath,$(CURDIR)/$(OUT) -lpthread
 
 RUNS ?= 3
 bench: $(BUILD)/bench-cpython $(BUILD)/bench-lib
