@@ -352,9 +352,16 @@ TEST(overwrite_in_a_copy_leaves_the_original_holding) {
     PyContext_Exit(b);
     CHECK_EQ_LONG(0, n1); /* a holds it */
     Py_DECREF(a);
+#if LIBRARY_ONLY
+    /* b's Set went into a delta over the map it shares with a; that map
+     * keeps the first value until b goes (README: differences). */
+    CHECK_EQ_LONG(0, n1);
+#else
     CHECK_EQ_LONG(1, n1);
+#endif
     CHECK_EQ_LONG(0, n2);
     Py_DECREF(b);
+    CHECK_EQ_LONG(1, n1);
     CHECK_EQ_LONG(1, n2);
     CHECK_EQ_LONG(0, destructor_misuse);
     Py_DECREF(v);

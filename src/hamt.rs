@@ -11,6 +11,14 @@
 //! Nodes are reference counted atomically (copies on other threads share
 //! them) and allocated on the fallible path; a failed allocation leaves the
 //! original map untouched.
+//!
+//! A delta root: setting a variable in a map whose root is shared (the first
+//! Sets after a Copy or CopyCurrent, the common task pattern) does not copy
+//! the root, which for a map of 100 variables holds 32 slots. It puts a small
+//! delta node in front instead: up to [`DELTA_MAX`] entries that shadow the
+//! base map below it. Lookups scan the delta first. When the delta is full,
+//! or a key is removed, its entries are folded into the base. Deltas only
+//! ever appear at the root.
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
@@ -21,8 +29,13 @@ use crate::object::{decref, incref, PyObject};
 
 const BITS: u32 = 5;
 const MASK: u64 = (1 << BITS) - 1;
+/// Most entries a delta root holds before it is folded into its base.
+const DELTA_MAX: usize = 8;
 
-/// One node: a header followed by its entries, then its children.
+/// One node: a header followed by its entries, then its children. A trie
+/// node has popcount(datamap) entries and popcount(nodemap) children; a
+/// delta node (`delta > 0`, maps 0) has `delta` entries and one child, the
+/// base map it shadows.
 #[repr(C)]
 struct Node {
     refcnt: AtomicUsize,
@@ -30,8 +43,10 @@ struct Node {
     datamap: u32,
     /// Slots holding a child node.
     nodemap: u32,
-    /// Entries in this subtree.
-    size: usize,
+    /// Distinct keys in this subtree (for a delta: in it and its base).
+    size: u32,
+    /// Entries of a delta node; 0 for a trie node.
+    delta: u32,
 }
 
 /// A key and its value, each a strong reference owned by the node.
@@ -58,21 +73,46 @@ fn index(map: u32, bit: u32) -> usize {
 }
 
 impl Node {
+    #[inline]
+    fn entry_count(&self) -> usize {
+        if self.delta != 0 { self.delta as usize } else { self.datamap.count_ones() as usize }
+    }
+
+    #[inline]
+    fn child_count(&self) -> usize {
+        if self.delta != 0 { 1 } else { self.nodemap.count_ones() as usize }
+    }
+
+    #[inline]
     fn entries(&self) -> &[Entry] {
-        // SAFETY: a live node holds popcount(datamap) initialised entries
-        // right after its header.
+        // SAFETY: a live node holds entry_count() initialised entries right
+        // after its header.
         unsafe {
             let p = (self as *const Node).add(1).cast::<Entry>();
-            std::slice::from_raw_parts(p, self.datamap.count_ones() as usize)
+            std::slice::from_raw_parts(p, self.entry_count())
         }
     }
 
+    #[inline]
     fn children(&self) -> &[NodeRef] {
         // SAFETY: children (owned NodeRefs, pointer-sized) follow the entries.
         unsafe {
-            let p = (self as *const Node).add(1).cast::<Entry>().add(self.datamap.count_ones() as usize);
-            std::slice::from_raw_parts(p.cast::<NodeRef>(), self.nodemap.count_ones() as usize)
+            let p = (self as *const Node).add(1).cast::<Entry>().add(self.entry_count());
+            std::slice::from_raw_parts(p.cast::<NodeRef>(), self.child_count())
         }
+    }
+
+    /// Distinct keys in this subtree.
+    #[inline]
+    fn len(&self) -> usize {
+        self.size as usize
+    }
+
+    /// A delta node's base (the trie it shadows).
+    #[inline]
+    fn base(&self) -> &NodeRef {
+        debug_assert!(self.delta != 0);
+        &self.children()[0]
     }
 }
 
@@ -108,7 +148,7 @@ impl Drop for NodeRef {
         }
         fence(Ordering::Acquire);
         let node = self.node();
-        let (entries, children) = (node.datamap.count_ones() as usize, node.nodemap.count_ones() as usize);
+        let (entries, children) = (node.entry_count(), node.child_count());
         for e in node.entries() {
             // SAFETY: the node owned a reference to each key and value.
             unsafe {
@@ -117,7 +157,8 @@ impl Drop for NodeRef {
             }
         }
         // SAFETY: the count reached zero: drop the owned children (depth is
-        // at most 13, so this recursion is bounded), then free the block.
+        // at most 14 with a delta root, so this recursion is bounded), then
+        // free the block.
         unsafe {
             let kids = node.children().as_ptr() as *mut NodeRef;
             for i in 0..children {
@@ -169,7 +210,7 @@ fn build(
     // n_children children; every slot is written once below. The counts of
     // the edits match the maps (checked in debug builds).
     unsafe {
-        node.as_ptr().write(Node { refcnt: AtomicUsize::new(1), datamap, nodemap, size });
+        node.as_ptr().write(Node { refcnt: AtomicUsize::new(1), datamap, nodemap, size: size as u32, delta: 0 });
         let entries = node.as_ptr().add(1).cast::<Entry>();
         let children = entries.add(n_entries).cast::<NodeRef>();
 
@@ -229,6 +270,69 @@ fn build(
     }
 }
 
+/// A delta node: `entries` (each gaining a reference) in front of `base`
+/// (moved in). Allocation comes first: on failure nothing was touched.
+fn build_delta(entries: &[Entry], base: NodeRef, size: usize) -> Result<NodeRef, PyErr> {
+    debug_assert!(!entries.is_empty() && entries.len() <= DELTA_MAX && base.node().delta == 0);
+    let mem = crate::alloc::allocate(layout(entries.len(), 1)).ok_or_else(PyErr::no_memory)?;
+    let node = mem.cast::<Node>();
+    // SAFETY: the block is fresh and sized for the entries and one child,
+    // each written once; the entries' keys and values are live (they come
+    // from live maps or the caller's references).
+    unsafe {
+        node.as_ptr().write(Node {
+            refcnt: AtomicUsize::new(1),
+            datamap: 0,
+            nodemap: 0,
+            size: size as u32,
+            delta: entries.len() as u32,
+        });
+        let slots = node.as_ptr().add(1).cast::<Entry>();
+        for (i, e) in entries.iter().enumerate() {
+            incref(e.key);
+            incref(e.value);
+            slots.add(i).write(*e);
+        }
+        slots.add(entries.len()).cast::<NodeRef>().write(base);
+    }
+    Ok(NodeRef(node))
+}
+
+/// The value bound to `key` in a trie (not a delta) node.
+#[inline]
+fn trie_get(mut node: &Node, key: *mut PyObject, hash: u64) -> Option<*mut PyObject> {
+    let mut shift = 0;
+    loop {
+        let bit = slot_bit(hash, shift);
+        if node.datamap & bit != 0 {
+            let e = node.entries()[index(node.datamap, bit)];
+            return (e.key == key).then_some(e.value);
+        }
+        if node.nodemap & bit == 0 {
+            return None;
+        }
+        node = node.children()[index(node.nodemap, bit)].node();
+        shift += BITS;
+    }
+}
+
+/// A trie with `key` bound to `value`.
+fn trie_insert(root: Option<&NodeRef>, key: *mut PyObject, hash: u64, value: *mut PyObject) -> Result<NodeRef, PyErr> {
+    match root {
+        None => build(None, slot_bit(hash, 0), 0, 1, EntryEdit::Insert(0, Entry { key, value }), ChildEdit::Keep),
+        Some(root) => Ok(insert_at(root, 0, key, hash, value)?.0),
+    }
+}
+
+/// A delta's entries applied to its base, as a trie; `skip` is left out.
+fn fold(delta: &Node, skip: *mut PyObject) -> Result<NodeRef, PyErr> {
+    let mut trie = delta.base().clone();
+    for e in delta.entries().iter().filter(|e| e.key != skip) {
+        trie = trie_insert(Some(&trie), e.key, crate::var::var_hash_of(e.key), e.value)?;
+    }
+    Ok(trie)
+}
+
 /// A node holding two entries whose hashes agree below `shift`.
 fn pair(a: Entry, hash_a: u64, b: Entry, hash_b: u64, shift: u32) -> Result<NodeRef, PyErr> {
     debug_assert!(shift < 64, "hashes are unique");
@@ -253,7 +357,7 @@ fn insert_at(node: &NodeRef, shift: u32, key: *mut PyObject, hash: u64, value: *
             if e.value == value {
                 return Ok((node.clone(), false));
             }
-            let rebuilt = build(Some(n), n.datamap, n.nodemap, n.size, EntryEdit::Replace(i, new), ChildEdit::Keep)?;
+            let rebuilt = build(Some(n), n.datamap, n.nodemap, n.len(), EntryEdit::Replace(i, new), ChildEdit::Keep)?;
             return Ok((rebuilt, false));
         }
         let child = pair(e, crate::var::var_hash_of(e.key), new, hash, shift + BITS)?;
@@ -262,7 +366,7 @@ fn insert_at(node: &NodeRef, shift: u32, key: *mut PyObject, hash: u64, value: *
             Some(n),
             n.datamap & !bit,
             nodemap,
-            n.size + 1,
+            n.len() + 1,
             EntryEdit::Remove(i),
             ChildEdit::Insert(index(nodemap, bit), child),
         )?;
@@ -274,11 +378,11 @@ fn insert_at(node: &NodeRef, shift: u32, key: *mut PyObject, hash: u64, value: *
         if child.0 == n.children()[j].0 {
             return Ok((node.clone(), false));
         }
-        let size = n.size + added as usize;
+        let size = n.len() + added as usize;
         return Ok((build(Some(n), n.datamap, n.nodemap, size, EntryEdit::Keep, ChildEdit::Replace(j, child))?, added));
     }
     let datamap = n.datamap | bit;
-    let rebuilt = build(Some(n), datamap, n.nodemap, n.size + 1, EntryEdit::Insert(index(datamap, bit), new), ChildEdit::Keep)?;
+    let rebuilt = build(Some(n), datamap, n.nodemap, n.len() + 1, EntryEdit::Insert(index(datamap, bit), new), ChildEdit::Keep)?;
     Ok((rebuilt, true))
 }
 
@@ -297,10 +401,10 @@ fn remove_at(node: &NodeRef, shift: u32, key: *mut PyObject, hash: u64) -> Resul
         if n.entries()[i].key != key {
             return Ok(Removed::NotFound);
         }
-        if n.size == 1 {
+        if n.len() == 1 {
             return Ok(Removed::Gone);
         }
-        let rebuilt = build(Some(n), n.datamap & !bit, n.nodemap, n.size - 1, EntryEdit::Remove(i), ChildEdit::Keep)?;
+        let rebuilt = build(Some(n), n.datamap & !bit, n.nodemap, n.len() - 1, EntryEdit::Remove(i), ChildEdit::Keep)?;
         return Ok(Removed::Node(rebuilt));
     }
     if n.nodemap & bit == 0 {
@@ -309,17 +413,17 @@ fn remove_at(node: &NodeRef, shift: u32, key: *mut PyObject, hash: u64) -> Resul
     let j = index(n.nodemap, bit);
     let rebuilt = match remove_at(&n.children()[j], shift + BITS, key, hash)? {
         Removed::NotFound => return Ok(Removed::NotFound),
-        Removed::Gone if n.size == 1 => return Ok(Removed::Gone),
-        Removed::Gone => build(Some(n), n.datamap, n.nodemap & !bit, n.size - 1, EntryEdit::Keep, ChildEdit::Remove(j))?,
+        Removed::Gone if n.len() == 1 => return Ok(Removed::Gone),
+        Removed::Gone => build(Some(n), n.datamap, n.nodemap & !bit, n.len() - 1, EntryEdit::Keep, ChildEdit::Remove(j))?,
         Removed::Node(child) => {
             let c = child.node();
             if c.nodemap == 0 && c.size == 1 {
                 // A lone entry moves up into this node (canonical form).
                 let datamap = n.datamap | bit;
                 let e = c.entries()[0];
-                build(Some(n), datamap, n.nodemap & !bit, n.size - 1, EntryEdit::Insert(index(datamap, bit), e), ChildEdit::Remove(j))?
+                build(Some(n), datamap, n.nodemap & !bit, n.len() - 1, EntryEdit::Insert(index(datamap, bit), e), ChildEdit::Remove(j))?
             } else {
-                build(Some(n), n.datamap, n.nodemap, n.size - 1, EntryEdit::Keep, ChildEdit::Replace(j, child))?
+                build(Some(n), n.datamap, n.nodemap, n.len() - 1, EntryEdit::Keep, ChildEdit::Replace(j, child))?
             }
         }
     };
@@ -342,33 +446,56 @@ impl Map {
     /// Number of entries.
     #[allow(dead_code)] // for the mapping view of a context (not exported yet)
     pub(crate) fn len(&self) -> usize {
-        self.root.as_ref().map_or(0, |r| r.node().size)
+        self.root.as_ref().map_or(0, |r| r.node().size as usize)
     }
 
     /// The value bound to `key` (borrowed: valid while this map lives).
     #[inline]
     pub(crate) fn get(&self, key: *mut PyObject, hash: u64) -> Option<*mut PyObject> {
         let mut node = self.root.as_ref()?.node();
-        let mut shift = 0;
-        loop {
-            let bit = slot_bit(hash, shift);
-            if node.datamap & bit != 0 {
-                let e = node.entries()[index(node.datamap, bit)];
-                return (e.key == key).then_some(e.value);
+        if node.delta != 0 {
+            if let Some(e) = node.entries().iter().find(|e| e.key == key) {
+                return Some(e.value);
             }
-            if node.nodemap & bit == 0 {
-                return None;
-            }
-            node = node.children()[index(node.nodemap, bit)].node();
-            shift += BITS;
+            node = node.base().node();
         }
+        trie_get(node, key, hash)
     }
 
     /// A map with `key` bound to `value` (the same map if it already was).
     pub(crate) fn insert(&self, key: *mut PyObject, hash: u64, value: *mut PyObject) -> Result<Map, PyErr> {
-        let root = match &self.root {
-            None => build(None, slot_bit(hash, 0), 0, 1, EntryEdit::Insert(0, Entry { key, value }), ChildEdit::Keep)?,
-            Some(root) => insert_at(root, 0, key, hash, value)?.0,
+        let Some(root) = &self.root else {
+            return Ok(Map { root: Some(trie_insert(None, key, hash, value)?) });
+        };
+        let n = root.node();
+        let new = Entry { key, value };
+        let root = if n.delta != 0 {
+            let entries = n.entries();
+            if let Some(i) = entries.iter().position(|e| e.key == key) {
+                if entries[i].value == value {
+                    return Ok(self.clone());
+                }
+                let mut edited = [new; DELTA_MAX];
+                edited[..entries.len()].copy_from_slice(entries);
+                edited[i] = new;
+                build_delta(&edited[..entries.len()], n.base().clone(), n.len())?
+            } else if entries.len() < DELTA_MAX {
+                let mut grown = [new; DELTA_MAX];
+                grown[..entries.len()].copy_from_slice(entries);
+                let size = n.len() + trie_get(n.base().node(), key, hash).is_none() as usize;
+                build_delta(&grown[..=entries.len()], n.base().clone(), size)?
+            } else {
+                trie_insert(Some(&fold(n, key)?), key, hash, value)?
+            }
+        } else if root.node().refcnt.load(Ordering::Relaxed) > 1 {
+            // Shared (another context holds this map): shadow instead of
+            // copying the root. A stale count only costs a copy.
+            match trie_get(n, key, hash) {
+                Some(v) if v == value => return Ok(self.clone()),
+                found => build_delta(&[new], root.clone(), n.len() + found.is_none() as usize)?,
+            }
+        } else {
+            insert_at(root, 0, key, hash, value)?.0
         };
         Ok(Map { root: Some(root) })
     }
@@ -376,6 +503,14 @@ impl Map {
     /// A map without `key`, or `None` if `key` is not bound.
     pub(crate) fn remove(&self, key: *mut PyObject, hash: u64) -> Result<Option<Map>, PyErr> {
         let Some(root) = &self.root else { return Ok(None) };
+        if root.node().delta != 0 {
+            if self.get(key, hash).is_none() {
+                return Ok(None);
+            }
+            let folded = fold(root.node(), key)?;
+            let trie = Map { root: Some(folded) };
+            return Ok(Some(trie.remove(key, hash)?.unwrap_or(trie)));
+        }
         Ok(match remove_at(root, 0, key, hash)? {
             Removed::NotFound => None,
             Removed::Gone => Some(Map::new()),
@@ -402,6 +537,18 @@ impl Map {
             // that just let go, so its reads of the node come before our write.
             if n.refcnt.load(Ordering::Acquire) != 1 {
                 return None;
+            }
+            if n.delta != 0 {
+                if let Some(i) = n.entries().iter().position(|e| e.key == key) {
+                    // SAFETY: as below: the delta node is uniquely ours.
+                    unsafe {
+                        let entry = node.as_ptr().add(1).cast::<Entry>().add(i);
+                        incref(value);
+                        return Some(std::mem::replace(&mut (*entry).value, value));
+                    }
+                }
+                node = n.base().0;
+                continue;
             }
             let bit = slot_bit(hash, shift);
             if n.datamap & bit != 0 {
@@ -432,18 +579,28 @@ impl Map {
         self.root.as_ref().map(|r| r.0) == other.root.as_ref().map(|r| r.0)
     }
 
-    /// Calls `f` with each (key, value), borrowed, in trie order.
+    /// Calls `f` with each (key, value), borrowed: a delta's entries first,
+    /// then the base's in trie order, each key once.
     pub(crate) fn for_each(&self, mut f: impl FnMut(*mut PyObject, *mut PyObject)) {
-        fn walk(n: &Node, f: &mut dyn FnMut(*mut PyObject, *mut PyObject)) {
+        fn walk(n: &Node, shadowed: &[Entry], f: &mut dyn FnMut(*mut PyObject, *mut PyObject)) {
+            for e in n.entries() {
+                if !shadowed.iter().any(|s| s.key == e.key) {
+                    f(e.key, e.value);
+                }
+            }
+            for c in n.children() {
+                walk(c.node(), shadowed, f);
+            }
+        }
+        let Some(r) = &self.root else { return };
+        let n = r.node();
+        if n.delta != 0 {
             for e in n.entries() {
                 f(e.key, e.value);
             }
-            for c in n.children() {
-                walk(c.node(), f);
-            }
-        }
-        if let Some(r) = &self.root {
-            walk(r.node(), &mut f);
+            walk(n.base().node(), n.entries(), &mut f);
+        } else {
+            walk(n, &[], &mut f);
         }
     }
 
@@ -510,8 +667,20 @@ mod tests {
     /// they came from are never changed (persistence).
     #[test]
     fn matches_model_and_is_persistent() {
+        model_run(false);
+    }
+
+    /// The same with every map shared when it is changed (as after a Copy),
+    /// so every insert goes through a delta root, and deltas fill and fold.
+    #[test]
+    fn matches_model_through_delta_roots() {
+        model_run(true);
+    }
+
+    fn model_run(share_each: bool) {
         let vs = vars(600);
         let values: Vec<Owned> = (0..50).map(|i| long_from(1000 + i).unwrap()).collect();
+        let baseline: Vec<isize> = values.iter().map(|v| refcnt(v.as_ptr())).collect();
         let mut map = Map::new();
         let mut model: HashMap<usize, usize> = HashMap::new();
         let mut history: Vec<(Map, HashMap<usize, usize>)> = Vec::new();
@@ -520,7 +689,8 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let k = (seed >> 33) as usize % vs.len();
             let (kp, kh) = key(&vs[k]);
-            if (seed >> 20) % 3 == 0 {
+            let _shared = share_each.then(|| map.clone());
+            if (seed >> 20) % 7 == 0 {
                 let removed = map.remove(kp, kh).unwrap();
                 assert_eq!(removed.is_some(), model.remove(&k).is_some());
                 if let Some(m) = removed {
@@ -537,6 +707,10 @@ mod tests {
             }
         }
         history.push((map, model));
+        if share_each {
+            let deltas = history.iter().filter(|(m, _)| m.root.as_ref().is_some_and(|r| r.node().delta != 0)).count();
+            assert!(deltas > 0, "no delta root was made");
+        }
         for (m, model) in &history {
             let mut seen = 0;
             m.for_each(|_, _| seen += 1);
@@ -546,6 +720,10 @@ mod tests {
                 assert_eq!(m.get(kp, kh), model.get(&i).map(|&x| values[x].as_ptr()));
             }
         }
+        drop(history);
+        let after: Vec<isize> = values.iter().map(|v| refcnt(v.as_ptr())).collect();
+        assert_eq!(after, baseline, "references to values balance");
+        assert!(vs.iter().all(|v| refcnt(v.as_ptr()) == 1), "references to keys balance");
     }
 
     #[test]

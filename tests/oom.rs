@@ -176,6 +176,21 @@ fn every_allocation_failure_is_memory_error_with_state_unchanged() {
             points += sweep("Reset to a value", &world, || PyContextVar_Reset(vars[4], to_value) == 0, || {});
             let to_missing = set(vars[5], 9);
             points += sweep("Reset to missing", &world, || PyContextVar_Reset(vars[5], to_missing) == 0, || {});
+            // A delta in front of a shared map: fill it with 8 new
+            // variables, then a ninth folds it into the map (many copies).
+            let share_again = PyContext_CopyCurrent();
+            for i in 0..8 { Py_DecRef(set(vars[1 + 2 * i], 2000 + i as i64)) }
+            points += sweep("Set folding a full delta", &world, || { token.set(set(vars[17], 3)); !token.get().is_null() }, || {
+                assert_eq!(PyContextVar_Reset(vars[17], token.get()), 0);
+                Py_DecRef(token.get());
+            });
+            // Removing through a delta folds it too.
+            let share_third = PyContext_CopyCurrent();
+            let to_missing_in_delta = set(vars[19], 4);
+            points += sweep("Reset to missing through a delta", &world, || PyContextVar_Reset(vars[19], to_missing_in_delta) == 0, || {});
+            Py_DecRef(to_missing_in_delta);
+            Py_DecRef(share_again);
+            Py_DecRef(share_third);
             // A large context: 2000 variables.
             let many: Vec<*mut PyObject> = (0..2000).map(|_| PyContextVar_New(c"m".as_ptr(), null_mut())).collect();
             for &v in &many { Py_DecRef(set(v, 5)) }
