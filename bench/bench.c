@@ -245,15 +245,15 @@ static void var_new_decref(long n) {
 }
 
 /* CopyCurrent, Enter, Set 2 variables, Get both, Exit, drop. */
-static void task_step(long n) {
+static void task_loop(long n, PyObject *x, PyObject *y) {
     for (long i = 0; i < n; i++) {
         PyObject *c = PyContext_CopyCurrent();
         if (c == NULL || PyContext_Enter(c) < 0) die("task enter");
-        PyObject *t1 = PyContextVar_Set(vars[1], vals[0]);
-        PyObject *t2 = PyContextVar_Set(vars[2], vals[1]);
+        PyObject *t1 = PyContextVar_Set(vars[1], x);
+        PyObject *t2 = PyContextVar_Set(vars[2], y);
         PyObject *a, *b;
         if (!t1 || !t2 || PyContextVar_Get(vars[1], NULL, &a) < 0 || PyContextVar_Get(vars[2], NULL, &b) < 0) die("task");
-        if (a != vals[0] || b != vals[1]) die("task values");
+        if (a != x || b != y) die("task values");
         Py_DECREF(a);
         Py_DECREF(b);
         Py_DECREF(t1);
@@ -261,6 +261,10 @@ static void task_step(long n) {
         if (PyContext_Exit(c) < 0) die("task exit");
         Py_DECREF(c);
     }
+}
+
+static void task_step(long n) {
+    task_loop(n, vals[0], vals[1]);
 }
 
 typedef void (*loop_fn)(long n);
@@ -315,9 +319,15 @@ static void shared_get(long n) {
     Py_DECREF(mine);
 }
 
+/* Variables are shared between threads; values are each thread's own (a
+ * task's request-scoped objects). */
 static void thread_task(long n) {
-    for (int i = 0; i < NVARS; i++) set_to(vars[i], vals[0]);
-    task_step(n);
+    PyObject *x = PyLong_FromLong(300001), *y = PyLong_FromLong(300002);
+    CHECK(x != NULL && y != NULL);
+    for (int i = 0; i < NVARS; i++) set_to(vars[i], x);
+    task_loop(n, x, y);
+    Py_DECREF(x);
+    Py_DECREF(y);
 }
 
 static void *worker_main(void *arg) {
