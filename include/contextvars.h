@@ -541,9 +541,16 @@ int PyContextVar_Reset(PyObject *var, PyObject *token);
 static inline PyTypeObject *contextvars_type_of(const PyObject *o) { return o->ob_type; }
 #define Py_TYPE(o) contextvars_type_of((const PyObject *)(o))
 
+/** Added to a context's count word while a thread has it entered: the
+ *  entered flag and that thread's reference in one. Py_REFCNT counts it as 1. */
+#define CONTEXTVARS_ENTERED_REFCNT ((Py_ssize_t)1 << 48)
+
 /** The reference count of `o` (a snapshot: other threads may change it). */
 static inline Py_ssize_t contextvars_refcnt_of(const PyObject *o) {
-    return __atomic_load_n(&o->ob_refcnt, __ATOMIC_RELAXED);
+    Py_ssize_t n = __atomic_load_n(&o->ob_refcnt, __ATOMIC_RELAXED);
+    if (n < CONTEXTVARS_IMMORTAL_REFCNT && (n & CONTEXTVARS_ENTERED_REFCNT) != 0)
+        n = n - CONTEXTVARS_ENTERED_REFCNT + 1;
+    return n;
 }
 #define Py_REFCNT(o) contextvars_refcnt_of((const PyObject *)(o))
 
@@ -562,11 +569,16 @@ static inline void contextvars_incref(PyObject *o) {
 /** Releases a reference to `o`, destroying it (through its type's
  *  tp_dealloc) when it was the last. No-op for NULL and immortal objects. */
 static inline void contextvars_decref(PyObject *o) {
-    if (o == NULL || __atomic_load_n(&o->ob_refcnt, __ATOMIC_RELAXED) >= CONTEXTVARS_IMMORTAL_REFCNT) return;
-    if (__atomic_sub_fetch(&o->ob_refcnt, 1, __ATOMIC_RELEASE) == 0) {
+    if (o == NULL) return;
+    Py_ssize_t n = __atomic_load_n(&o->ob_refcnt, __ATOMIC_ACQUIRE);
+    if (n >= CONTEXTVARS_IMMORTAL_REFCNT) return;
+    /* The only reference cannot change under us: no atomic decrement. */
+    if (n != 1) {
+        if (__atomic_sub_fetch(&o->ob_refcnt, 1, __ATOMIC_RELEASE) != 0) return;
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (o->ob_type->tp_dealloc != NULL) o->ob_type->tp_dealloc(o);
     }
+    __atomic_store_n(&o->ob_refcnt, 0, __ATOMIC_RELAXED);
+    if (o->ob_type->tp_dealloc != NULL) o->ob_type->tp_dealloc(o);
 }
 
 /** Adds a reference to `o`. */

@@ -7,8 +7,11 @@
 //! contexts it entered form a stack through `prev`.
 //!
 //! Who may touch what, which is what makes this safe without a global lock:
-//! - `entered` is claimed with a compare-exchange, so a context is on at most
-//!   one thread's stack; only that thread sets `prev` and writes the map.
+//! - The entered flag ([`ENTERED`], a bit of the count word) is claimed with
+//!   a compare-exchange, so a context is on at most one thread's stack; only
+//!   that thread sets `prev` and writes the map. The flag also stands for the
+//!   entering thread's reference, so Enter and Exit each make one atomic
+//!   step, not two.
 //!   The base context is never handed out, so only its thread writes it.
 //! - The owning thread reads its own map without synchronisation (no one
 //!   else writes it). Another thread copying the context takes `map_lock`
@@ -24,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 use crate::errors::{Exc, PyErr};
 use crate::hamt::Map;
-use crate::object::{decref, dealloc_entry, incref, new_object, Owned, PyLayout, PyObject, PyTypeObject, TYPE_TYPE};
+use crate::object::{decref, decref_by, dealloc_entry, new_object, Owned, PyLayout, PyObject, PyTypeObject, TYPE_TYPE};
 use crate::values::Repr;
 
 /// A context object.
@@ -35,8 +38,6 @@ pub struct Context {
     map: AtomicPtr<()>,
     /// Guards swapping `map` against another thread's copy (module doc).
     map_lock: AtomicBool,
-    /// Whether the context is on some thread's stack.
-    entered: AtomicBool,
     /// While entered: the thread's previous current context (a strong
     /// reference or NULL). Only the entering thread reads or writes it.
     prev: AtomicPtr<Context>,
@@ -44,6 +45,11 @@ pub struct Context {
 
 // SAFETY: repr(C), header first.
 unsafe impl PyLayout for Context {}
+
+/// Added to a context's count word while it is on some thread's stack: the
+/// entered flag and that thread's reference in one (far below the immortal
+/// range, far above any real count). The header's `Py_REFCNT` shows it as 1.
+pub(crate) const ENTERED: isize = 1 << 48;
 
 /// The Context type (`_contextvars.Context`).
 #[unsafe(no_mangle)]
@@ -79,13 +85,14 @@ impl Context {
             ob_base: PyObject::new(context_type()),
             map: AtomicPtr::new(map.into_raw()),
             map_lock: AtomicBool::new(false),
-            entered: AtomicBool::new(false),
             prev: AtomicPtr::new(ptr::null_mut()),
         })
     }
 
-    pub(crate) fn as_ptr(&self) -> *mut PyObject {
-        self.ob_base.as_ptr()
+    /// Whether the context is on some thread's stack. Acquire pairs with the
+    /// Release of the Exit that cleared it.
+    pub(crate) fn is_entered(&self) -> bool {
+        self.ob_base.ob_refcnt.load(Ordering::Acquire) & ENTERED != 0
     }
 
     fn lock_map(&self) {
@@ -218,7 +225,7 @@ extern "C" fn thread_exit(_marker: *mut libc::c_void) {
     let round = EXIT_ROUND.get() + 1;
     EXIT_ROUND.set(round);
     // SAFETY: the thread holds a reference to its current context.
-    let entered = current().is_some_and(|c| c.entered.load(Ordering::Relaxed));
+    let entered = current().is_some_and(Context::is_entered);
     if entered && round < KEY_DESTRUCTOR_ROUNDS {
         register_thread_exit();
         if EXIT_ARMED.get() {
@@ -289,9 +296,13 @@ fn release_thread_contexts() {
         // SAFETY: the thread owns a reference to each context on its stack
         // (to the top one directly, to the others through `prev`).
         unsafe {
-            let prev = (*c).prev.swap(ptr::null_mut(), Ordering::Relaxed);
-            (*c).entered.store(false, Ordering::Release);
-            decref(c.cast());
+            let prev = (*c).prev.load(Ordering::Relaxed);
+            (*c).prev.store(ptr::null_mut(), Ordering::Relaxed);
+            if (*c).is_entered() {
+                decref_by(c.cast(), ENTERED);
+            } else {
+                decref(c.cast()); // the base context
+            }
             c = prev;
         }
     }
@@ -336,16 +347,23 @@ pub(crate) fn copy_current() -> Result<Owned<Context>, PyErr> {
 
 /// `PyContext_Enter`.
 pub(crate) fn enter(ctx: &Context) -> Result<(), PyErr> {
-    // Acquire pairs with the Release in `exit` on whichever thread last left
-    // this context, so its map writes are visible here.
-    if ctx.entered.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-        return Err(PyErr::format(Exc::Runtime, format_args!("cannot enter context: {ctx} is already entered")));
+    // Setting the flag claims the context and takes the thread's own
+    // reference, so Exit is safe even if the caller drops theirs first
+    // (CPython's S1 hazard). Acquire pairs with the Release in `exit` on
+    // whichever thread last left this context, so its map writes are
+    // visible here. The caller's reference keeps ctx alive meanwhile.
+    let rc = &ctx.ob_base.ob_refcnt;
+    let mut count = rc.load(Ordering::Relaxed);
+    loop {
+        if count & ENTERED != 0 {
+            return Err(PyErr::format(Exc::Runtime, format_args!("cannot enter context: {ctx} is already entered")));
+        }
+        match rc.compare_exchange_weak(count, count + ENTERED, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(now) => count = now,
+        }
     }
     register_thread_exit();
-    // SAFETY: the caller's borrowed reference keeps ctx alive; the thread
-    // takes its own reference, so Exit is safe even if the caller drops
-    // theirs first (CPython's S1 hazard).
-    unsafe { incref(ctx.as_ptr()) };
     ctx.prev.store(CURRENT.get(), Ordering::Relaxed);
     CURRENT.set(ctx as *const Context as *mut Context);
     Ok(())
@@ -353,7 +371,7 @@ pub(crate) fn enter(ctx: &Context) -> Result<(), PyErr> {
 
 /// `PyContext_Exit`.
 pub(crate) fn exit(ctx: &Context) -> Result<(), PyErr> {
-    if !ctx.entered.load(Ordering::Acquire) {
+    if !ctx.is_entered() {
         return Err(PyErr::format(Exc::Runtime, format_args!("cannot exit context: {ctx} has not been entered")));
     }
     let me = ctx as *const Context as *mut Context;
@@ -366,9 +384,10 @@ pub(crate) fn exit(ctx: &Context) -> Result<(), PyErr> {
     // Unlink first, release last: if the thread held the last reference, the
     // context dies with `prev` already cleared, so the previous context keeps
     // the reference the thread now relies on.
-    CURRENT.set(ctx.prev.swap(ptr::null_mut(), Ordering::Relaxed));
-    ctx.entered.store(false, Ordering::Release);
-    // SAFETY: the thread's own reference, taken by `enter`.
-    unsafe { decref(NonNull::from(ctx).as_ptr().cast()) };
+    CURRENT.set(ctx.prev.load(Ordering::Relaxed));
+    ctx.prev.store(ptr::null_mut(), Ordering::Relaxed);
+    // SAFETY: the flag is the thread's own reference, taken by `enter`;
+    // Release publishes this thread's map writes to the next enterer.
+    unsafe { decref_by(NonNull::from(ctx).as_ptr().cast(), ENTERED) };
     Ok(())
 }

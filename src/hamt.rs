@@ -143,10 +143,15 @@ impl Clone for NodeRef {
 
 impl Drop for NodeRef {
     fn drop(&mut self) {
-        if self.node().refcnt.fetch_sub(1, Ordering::Release) != 1 {
-            return;
+        // The only reference (count 1, read with Acquire) cannot change under
+        // us: skip the atomic decrement, as `object::decref` does.
+        let rc = &self.node().refcnt;
+        if rc.load(Ordering::Acquire) != 1 {
+            if rc.fetch_sub(1, Ordering::Release) != 1 {
+                return;
+            }
+            fence(Ordering::Acquire);
         }
-        fence(Ordering::Acquire);
         let node = self.node();
         let (entries, children) = (node.entry_count(), node.child_count());
         for e in node.entries() {

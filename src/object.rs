@@ -149,12 +149,39 @@ pub(crate) unsafe fn incref(o: *mut PyObject) {
 pub(crate) unsafe fn decref(o: *mut PyObject) {
     // SAFETY: the caller owns a reference, so `o` is live.
     let rc = unsafe { &(*o).ob_refcnt };
-    if rc.load(Ordering::Relaxed) >= IMMORTAL_MIN {
+    let n = rc.load(Ordering::Acquire);
+    if n >= IMMORTAL_MIN {
+        return;
+    }
+    if n == 1 {
+        // The caller holds the only reference, so no other thread can
+        // change the count (that takes a reference): skip the atomic
+        // decrement. Acquire pairs with earlier holders' release decrements.
+        rc.store(0, Ordering::Relaxed);
+        // SAFETY: the last reference is gone: we hold the only access.
+        unsafe { dealloc(o) };
         return;
     }
     // Release publishes this thread's writes to the destroying thread; the
     // acquire fence pairs with every other thread's release decrement.
     if rc.fetch_sub(1, Ordering::Release) == 1 {
+        fence(Ordering::Acquire);
+        // SAFETY: the count reached zero: we hold the only access.
+        unsafe { dealloc(o) };
+    }
+}
+
+/// Drops `units` from the count in one step (a context leaving its thread
+/// drops the entered flag, which stands for the thread's reference),
+/// destroying the object if nothing is left.
+///
+/// # Safety
+/// `o` must be a live, mortal object and the caller must own `units`.
+#[inline(always)]
+pub(crate) unsafe fn decref_by(o: *mut PyObject, units: isize) {
+    // SAFETY: the caller owns `units`, so `o` is live.
+    let rc = unsafe { &(*o).ob_refcnt };
+    if rc.fetch_sub(units, Ordering::Release) == units {
         fence(Ordering::Acquire);
         // SAFETY: the count reached zero: we hold the only access.
         unsafe { dealloc(o) };
@@ -357,7 +384,9 @@ fn drain_pending_at_depth_one() {
             break;
         }
         // SAFETY: queued objects are dead; their count word holds the link.
-        let link = unsafe { (*next).ob_refcnt.swap(0, Ordering::Relaxed) } as *mut PyObject;
+        let link = unsafe { (*next).ob_refcnt.load(Ordering::Relaxed) } as *mut PyObject;
+        // SAFETY: as above (no other thread can see a dead object).
+        unsafe { (*next).ob_refcnt.store(0, Ordering::Relaxed) };
         PENDING.set(link);
         // SAFETY: as above.
         unsafe { destroy(next) };
