@@ -167,5 +167,6 @@ $(BUILD)/bench-lib: lib bench/bench.c
 	$(CC) -O2 -std=c11 $(WARN) -Iinclude bench/bench.c -o $@ -L$(OUT) -lcontextvars -Wl,-rpath,$(CURDIR)/$(OUT) -lpthread
 
 RUNS ?= 3
+ICOUNT ?= 1
 bench: $(BUILD)/bench-cpython $(BUILD)/bench-lib
-	$(PYTHON) bench/compare.py $(BUILD)/bench-cpython $(BUILD)/bench-lib $(RUNS)
+	$(PYTHON) bench/compare.py $(BUILD)/bench-cpython $(BUILD)/bench-lib $(RUNS) $(ICOUNT)
