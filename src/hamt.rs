@@ -303,20 +303,31 @@ fn build_delta(entries: &[Entry], base: NodeRef, size: usize) -> Result<NodeRef,
     Ok(NodeRef(node))
 }
 
-/// The value bound to `key` in a trie (not a delta) node.
+/// The value bound to `key` in a trie (not a delta) node. The hot path of
+/// every Get: it indexes the arrays directly rather than through `entries()`
+/// and `children()`, which would count each array's length too.
 #[inline]
 fn trie_get(mut node: &Node, key: *mut PyObject, hash: u64) -> Option<*mut PyObject> {
     let mut shift = 0;
     loop {
+        debug_assert_eq!(node.delta, 0);
         let bit = slot_bit(hash, shift);
+        let base = (node as *const Node).wrapping_add(1).cast::<Entry>();
         if node.datamap & bit != 0 {
-            let e = node.entries()[index(node.datamap, bit)];
+            // SAFETY: the slot's bit is set, so its index is below
+            // popcount(datamap): an initialised entry of this live node.
+            let e = unsafe { *base.add(index(node.datamap, bit)) };
             return (e.key == key).then_some(e.value);
         }
         if node.nodemap & bit == 0 {
             return None;
         }
-        node = node.children()[index(node.nodemap, bit)].node();
+        // SAFETY: as above for the children, which follow the entries; a
+        // live node's children are live.
+        node = unsafe {
+            let children = base.add(node.datamap.count_ones() as usize).cast::<NodeRef>();
+            (*children.add(index(node.nodemap, bit))).node()
+        };
         shift += BITS;
     }
 }
