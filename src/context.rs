@@ -237,6 +237,8 @@ extern "C" fn thread_exit(_marker: *mut libc::c_void) {
     // reason.
     for _ in 0..MAX_RELEASE_PASSES {
         if CURRENT.get().is_null() && crate::errors::is_empty() && crate::object::nothing_pending() {
+            // Last: what the release freed went to the block cache.
+            crate::alloc::close_thread_cache();
             return;
         }
         crate::ffi::guard_void(|| {
@@ -245,6 +247,7 @@ extern "C" fn thread_exit(_marker: *mut libc::c_void) {
             crate::object::drain_pending();
         });
     }
+    crate::alloc::close_thread_cache();
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
         b"libcontextvars: destructors kept creating context state while a thread exited; the rest is leaked\n",
@@ -273,8 +276,15 @@ fn exit_key() -> Option<libc::pthread_key_t> {
     }
 }
 
-/// Makes sure the thread's contexts and pending error are released when it
-/// exits. Cheap after the first call on a thread.
+/// [`register_thread_exit`], telling whether the hook is armed (the block
+/// cache in `alloc.rs` is used only then).
+pub(crate) fn register_thread_exit_hook() -> bool {
+    register_thread_exit();
+    EXIT_ARMED.get()
+}
+
+/// Makes sure the thread's contexts, pending error and cached blocks are
+/// released when it exits. Cheap after the first call on a thread.
 pub(crate) fn register_thread_exit() {
     if EXIT_ARMED.get() {
         return;
