@@ -168,6 +168,24 @@ impl Context {
         old.map(|p| unsafe { Owned::from_owned(NonNull::new_unchecked(p)) })
     }
 
+    /// Binds a variable by growing a uniquely owned delta root (owner only);
+    /// false if that cannot be done and the caller must build a new map.
+    pub(crate) fn grow_delta_in_place(&self, key: *mut PyObject, hash: u64, value: *mut PyObject) -> Result<bool, PyErr> {
+        if !self.owner_map().delta_can_grow(key) {
+            return Ok(false); // checked again under the lock
+        }
+        self.lock_map();
+        // SAFETY: under the lock no copier can take a reference to the map,
+        // and only this thread (the owner) writes it; the map's reference
+        // passes through `grow_unique_delta` and back into the cell.
+        let (map, grown) = unsafe {
+            Map::from_raw(self.map.load(Ordering::Relaxed)).grow_unique_delta(key, hash, value)
+        };
+        self.map.store(map.into_raw(), Ordering::Relaxed);
+        self.unlock_map();
+        grown
+    }
+
     /// Replaces the map (owner only). The old map is released after the new
     /// one is in place, so destructors that run then see the new state.
     pub(crate) fn replace_map(&self, map: Map) {

@@ -590,6 +590,64 @@ impl Map {
         }
     }
 
+    /// Whether [`Map::grow_unique_delta`] would grow this map by `key` (a
+    /// hint unless the caller holds the context's map lock).
+    pub(crate) fn delta_can_grow(&self, key: *mut PyObject) -> bool {
+        let Some(root) = &self.root else { return false };
+        let n = root.node();
+        let count = n.delta as usize;
+        // Acquire: as in replace_in_place.
+        count != 0 && count < DELTA_MAX && n.refcnt.load(Ordering::Acquire) == 1 && !n.entries().iter().any(|e| e.key == key)
+    }
+
+    /// Adds `key` to a uniquely owned delta root with room, by moving the
+    /// delta's entries and base into a node one entry larger: only the new
+    /// entry gains references (copying would add and drop one per entry).
+    /// Gives back the map to keep (the grown one, or `self` unchanged if the
+    /// root is not a unique delta with room, or already binds `key` in its
+    /// delta) and whether it grew, or MemoryError with `self` unchanged.
+    ///
+    /// # Safety
+    /// As for [`Map::replace_in_place`]: no other thread may take a new
+    /// reference to the root while this runs; `key` and `value` are live.
+    pub(crate) unsafe fn grow_unique_delta(self, key: *mut PyObject, hash: u64, value: *mut PyObject) -> (Map, Result<bool, PyErr>) {
+        if !self.delta_can_grow(key) {
+            return (self, Ok(false));
+        }
+        let root = self.root.as_ref().expect("checked");
+        let n = root.node();
+        let count = n.delta as usize;
+        let size = n.len() + trie_get(n.base().node(), key, hash).is_none() as usize;
+        let Some(mem) = crate::alloc::allocate(layout(count + 1, 1)) else {
+            return (self, Err(PyErr::no_memory()));
+        };
+        let old = root.0;
+        std::mem::forget(self);
+        let node = mem.cast::<Node>();
+        // SAFETY: the old root is uniquely ours (count 1, no new references
+        // meanwhile), so its entries' and base's references move bitwise into
+        // the fresh block, sized for count + 1 entries and one child; then the
+        // old block is freed without dropping what moved out of it.
+        unsafe {
+            node.as_ptr().write(Node {
+                refcnt: AtomicUsize::new(1),
+                datamap: 0,
+                nodemap: 0,
+                size: size as u32,
+                delta: count as u32 + 1,
+            });
+            let from = old.as_ptr().add(1).cast::<Entry>();
+            let to = node.as_ptr().add(1).cast::<Entry>();
+            std::ptr::copy_nonoverlapping(from, to, count);
+            incref(key);
+            incref(value);
+            to.add(count).write(Entry { key, value });
+            to.add(count + 1).cast::<NodeRef>().write(from.add(count).cast::<NodeRef>().read());
+            crate::alloc::free(old.cast(), layout(count, 1));
+        }
+        (Map { root: Some(NodeRef(node)) }, Ok(true))
+    }
+
     /// Whether both maps are the same object (not a content comparison).
     pub(crate) fn same(&self, other: &Map) -> bool {
         self.root.as_ref().map(|r| r.0) == other.root.as_ref().map(|r| r.0)
@@ -740,6 +798,48 @@ mod tests {
         let after: Vec<isize> = values.iter().map(|v| refcnt(v.as_ptr())).collect();
         assert_eq!(after, baseline, "references to values balance");
         assert!(vs.iter().all(|v| refcnt(v.as_ptr()) == 1), "references to keys balance");
+    }
+
+    /// Growing a unique delta in place keeps every binding and balances
+    /// references; a shared delta is left alone.
+    #[test]
+    fn unique_delta_grows_in_place() {
+        let vs = vars(12);
+        let val = long_from(654321).unwrap();
+        let before = refcnt(val.as_ptr());
+        let mut map = Map::new();
+        for v in &vs[..4] {
+            let (kp, kh) = key(v);
+            map = map.insert(kp, kh, val.as_ptr()).unwrap();
+        }
+        let shared = map.clone();
+        let (kp, kh) = key(&vs[4]);
+        map = map.insert(kp, kh, val.as_ptr()).unwrap();
+        assert!(map.root.as_ref().unwrap().node().delta == 1);
+        let keep = map.clone();
+        let (kp, kh) = key(&vs[5]);
+        // SAFETY: single-threaded test.
+        let (same, grown) = unsafe { map.grow_unique_delta(kp, kh, val.as_ptr()) };
+        assert!(!grown.unwrap(), "a shared delta must not grow in place");
+        map = same;
+        drop(keep);
+        for v in &vs[5..11] {
+            let (kp, kh) = key(v);
+            // SAFETY: single-threaded test.
+            let (m, grown) = unsafe { map.grow_unique_delta(kp, kh, val.as_ptr()) };
+            map = m;
+            assert!(grown.unwrap());
+        }
+        assert_eq!(map.len(), 11);
+        assert_eq!(map.root.as_ref().unwrap().node().delta, 7);
+        for (i, v) in vs.iter().enumerate() {
+            let (kp, kh) = key(v);
+            assert_eq!(map.get(kp, kh).is_some(), i < 11);
+        }
+        drop(map);
+        drop(shared);
+        assert_eq!(refcnt(val.as_ptr()), before);
+        assert!(vs.iter().all(|v| refcnt(v.as_ptr()) == 1));
     }
 
     #[test]

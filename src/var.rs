@@ -174,7 +174,11 @@ pub(crate) fn set(var: &ContextVar, value: &PyObject) -> Result<Owned<Token>, Py
     }
     // SAFETY: the map holds a reference to the old value.
     *token_old = old.map(|v| Owned::from_ref(unsafe { &*v }));
-    let new_map = map.insert(var.as_ptr(), var.hash, value.as_ptr())?;
+    if ctx.grow_delta_in_place(var.as_ptr(), var.hash, value.as_ptr())? {
+        return Ok(token);
+    }
+    // Borrowed afresh: the attempt above stored the (unchanged) map back.
+    let new_map = ctx.owner_map().insert(var.as_ptr(), var.hash, value.as_ptr())?;
     ctx.replace_map(new_map);
     Ok(token)
 }

@@ -179,6 +179,15 @@ fn every_allocation_failure_is_memory_error_with_state_unchanged() {
             // A delta in front of a shared map: fill it with 8 new
             // variables, then a ninth folds it into the map (many copies).
             let share_again = PyContext_CopyCurrent();
+            Py_DecRef(set(vars[1], 2000));
+            // The delta is now this context's alone: the next new variable
+            // grows it by moving its entries into a larger node.
+            points += sweep("Set growing a delta", &world, || { token.set(set(vars[21], 3)); !token.get().is_null() }, || {
+                assert_eq!(PyContextVar_Reset(vars[21], token.get()), 0);
+                Py_DecRef(token.get());
+            });
+            Py_DecRef(share_again);
+            let share_again = PyContext_CopyCurrent();
             for i in 0..8 { Py_DecRef(set(vars[1 + 2 * i], 2000 + i as i64)) }
             points += sweep("Set folding a full delta", &world, || { token.set(set(vars[17], 3)); !token.get().is_null() }, || {
                 assert_eq!(PyContextVar_Reset(vars[17], token.get()), 0);
