@@ -32,9 +32,11 @@ def run(binary, runs):
 
 def instructions(binary, case, iters):
     """Instructions callgrind counts for a run of `case` repeated `iters` times."""
+    # A fixed hash seed: CPython's start-up otherwise varies from run to run.
+    env = dict(os.environ, PYTHONHASHSEED="0")
     r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
                         binary, "--iters", str(iters), case],
-                       check=True, capture_output=True, text=True)
+                       check=True, capture_output=True, text=True, env=env)
     m = re.search(r"Collected : (\d+)", r.stderr)
     if not m:
         raise SystemExit(f"compare.py: no callgrind total for {binary} {case}:\n{r.stderr}")
