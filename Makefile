@@ -37,7 +37,7 @@ PY_LDFLAGS := $(shell python3-config --ldflags --embed 2>/dev/null)
 C_TEST_SRCS := $(wildcard c-tests/*.c)
 C_TEST_HDRS := $(wildcard c-tests/*.h)
 
-.PHONY: bench difftest fuzz all lib test rust-test header-check c-test c-test-static test-cpython symbols example install install-check clean
+.PHONY: bench difftest fuzz loom all lib test rust-test header-check c-test c-test-static test-cpython symbols example install install-check clean
 
 all: lib
 
@@ -46,8 +46,14 @@ lib:
 	ln -sf libcontextvars.so $(OUT)/libcontextvars.so.$(ABI)
 
 # Every test. Each step stops the run on failure.
-test: header-check rust-test c-test c-test-static test-cpython difftest symbols example install-check
+test: header-check rust-test loom c-test c-test-static test-cpython difftest symbols example install-check
 	@echo "make test: all passed"
+
+# Loom models of the lock-free protocols (models/tests/protocols.rs): every
+# interleaving of count decrements and frees, the entered flag, and the map
+# lock against copies from other threads.
+loom:
+	cd models && $(CARGO) test --release $(CARGOFLAGS)
 
 rust-test:
 	$(CARGO) test --release $(CARGOFLAGS)
