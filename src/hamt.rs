@@ -102,6 +102,11 @@ impl Node {
         }
     }
 
+    /// The header of a new delta node (count 1).
+    fn delta_header(entries: usize, size: usize) -> Node {
+        Node { refcnt: AtomicUsize::new(1), datamap: 0, nodemap: 0, size: size as u32, delta: entries as u32 }
+    }
+
     /// Distinct keys in this subtree.
     #[inline]
     fn len(&self) -> usize {
@@ -285,13 +290,7 @@ fn build_delta(entries: &[Entry], base: NodeRef, size: usize) -> Result<NodeRef,
     // each written once; the entries' keys and values are live (they come
     // from live maps or the caller's references).
     unsafe {
-        node.as_ptr().write(Node {
-            refcnt: AtomicUsize::new(1),
-            datamap: 0,
-            nodemap: 0,
-            size: size as u32,
-            delta: entries.len() as u32,
-        });
+        node.as_ptr().write(Node::delta_header(entries.len(), size));
         let slots = node.as_ptr().add(1).cast::<Entry>();
         for (i, e) in entries.iter().enumerate() {
             incref(e.key);
@@ -629,13 +628,7 @@ impl Map {
         // the fresh block, sized for count + 1 entries and one child; then the
         // old block is freed without dropping what moved out of it.
         unsafe {
-            node.as_ptr().write(Node {
-                refcnt: AtomicUsize::new(1),
-                datamap: 0,
-                nodemap: 0,
-                size: size as u32,
-                delta: count as u32 + 1,
-            });
+            node.as_ptr().write(Node::delta_header(count + 1, size));
             let from = old.as_ptr().add(1).cast::<Entry>();
             let to = node.as_ptr().add(1).cast::<Entry>();
             std::ptr::copy_nonoverlapping(from, to, count);

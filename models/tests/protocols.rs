@@ -173,6 +173,11 @@ struct Cell {
 }
 
 impl Cell {
+    /// Map 0 current (the context's reference), map 1 ready to swap in.
+    fn new() -> Arc<Cell> {
+        Arc::new(Cell { map: AtomicUsize::new(0), lock: AtomicBool::new(false), nodes: [Node::new(1), Node::new(1)] })
+    }
+
     fn lock(&self) {
         while self.lock.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             thread::yield_now();
@@ -207,11 +212,7 @@ impl Cell {
 #[test]
 fn map_lock_guards_copies_against_replacement() {
     loom::model(|| {
-        let cell = Arc::new(Cell {
-            map: AtomicUsize::new(0),
-            lock: AtomicBool::new(false),
-            nodes: [Node::new(1), Node::new(1)],
-        });
+        let cell = Cell::new();
         let c2 = cell.clone();
         let copier = thread::spawn(move || {
             let i = c2.snapshot();
@@ -237,11 +238,7 @@ fn map_lock_guards_copies_against_replacement() {
 #[test]
 fn in_place_edits_only_of_unshared_maps() {
     loom::model(|| {
-        let cell = Arc::new(Cell {
-            map: AtomicUsize::new(0),
-            lock: AtomicBool::new(false),
-            nodes: [Node::new(1), Node::new(1)],
-        });
+        let cell = Cell::new();
         let c2 = cell.clone();
         let copier = thread::spawn(move || {
             let i = c2.snapshot();
