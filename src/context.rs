@@ -348,6 +348,7 @@ pub(crate) fn enter(ctx: &Context) -> Result<(), PyErr> {
     unsafe { incref(ctx.as_ptr()) };
     ctx.prev.store(CURRENT.get(), Ordering::Relaxed);
     CURRENT.set(ctx as *const Context as *mut Context);
+    crate::watchers::context_switched(CURRENT.get());
     Ok(())
 }
 
@@ -370,5 +371,6 @@ pub(crate) fn exit(ctx: &Context) -> Result<(), PyErr> {
     ctx.entered.store(false, Ordering::Release);
     // SAFETY: the thread's own reference, taken by `enter`.
     unsafe { decref(NonNull::from(ctx).as_ptr().cast()) };
+    crate::watchers::context_switched(CURRENT.get());
     Ok(())
 }
