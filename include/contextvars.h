@@ -785,6 +785,10 @@ int PyContext_ClearWatcher(int watcher_id);
 
 #endif  /* CONTEXTVARS_H */
 
+/* cbindgen writes this trailer after the include guard's #endif: it has
+ * its own guard, so the header can be included more than once. */
+#ifndef CONTEXTVARS_H_INLINE
+#define CONTEXTVARS_H_INLINE
 /* ------------------------------------------------------------------------
  * The macros and inline functions of Python.h that programs using the
  * context API rely on. Written by hand (cbindgen.toml, `trailer`).
@@ -943,3 +947,5 @@ static inline void contextvars_scoped_set_cleanup(contextvars_scoped_set *s) {
  *  `{ CONTEXTVARS_SCOPED_SET(s, request_id, id); handle(); }` */
 #define CONTEXTVARS_SCOPED_SET(name, var, value) __attribute__((cleanup(contextvars_scoped_set_cleanup))) contextvars_scoped_set name = contextvars_scoped_set_begin((var), (value))
 #endif
+
+#endif  /* CONTEXTVARS_H_INLINE */
