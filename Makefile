@@ -2,6 +2,7 @@
 #   make            release cdylib + staticlib (target/release)
 #   make test       every test (see README.md)
 #   make example    build and run the example program
+#   make tracer     build and run the tracer example (context watchers)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make clean
 
@@ -146,6 +147,14 @@ $(BUILD)/event_loop: lib examples/event_loop.c
 
 example: $(BUILD)/event_loop
 	$(BUILD)/event_loop
+
+# The tracer example: a context watcher keeps a per-thread request id.
+$(BUILD)/tracer: lib examples/tracer.c
+	@mkdir -p $(BUILD)
+	$(CC) $(CSTD) $(WARN) -O2 -Iinclude examples/tracer.c -o $@ -L$(OUT) -lcontextvars -Wl,-rpath,$(CURDIR)/$(OUT) -lpthread
+
+tracer: $(BUILD)/tracer
+	$(BUILD)/tracer
 
 install: lib
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
