@@ -156,9 +156,21 @@ $(BUILD)/tracer: lib examples/tracer.c
 tracer: $(BUILD)/tracer
 	$(BUILD)/tracer
 
+# CMake package files: paths relative to the config file, so the install
+# can be moved (and staged with DESTDIR).
+CMAKEDIR := $(LIBDIR)/cmake/contextvars
+SIZEOF_VOID_P := $(shell getconf LONG_BIT | sed 's/64/8/;s/32/4/')
+CMAKE_SUBST := -e 's|@VERSION@|$(VERSION)|g' -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' \
+	-e 's|@VERSION_MINOR@|$(VERSION_MINOR)|g' -e 's|@ABI@|$(ABI)|g' -e 's|@SIZEOF_VOID_P@|$(SIZEOF_VOID_P)|g' \
+	-e "s|@LIBDIR_FROM_CONFIG@|$$(realpath -m --relative-to=$(CMAKEDIR) $(LIBDIR))|g" \
+	-e "s|@INCLUDEDIR_FROM_CONFIG@|$$(realpath -m --relative-to=$(CMAKEDIR) $(INCLUDEDIR))|g"
+
 install: lib
-	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(CMAKEDIR)
 	install -m 644 include/contextvars.h $(DESTDIR)$(INCLUDEDIR)/contextvars.h
+	install -m 644 include/contextvars.hpp $(DESTDIR)$(INCLUDEDIR)/contextvars.hpp
+	sed $(CMAKE_SUBST) cmake/contextvarsConfig.cmake.in > $(DESTDIR)$(CMAKEDIR)/contextvarsConfig.cmake
+	sed $(CMAKE_SUBST) cmake/contextvarsConfigVersion.cmake.in > $(DESTDIR)$(CMAKEDIR)/contextvarsConfigVersion.cmake
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/libcontextvars.so.$(VERSION)
 	ln -sf libcontextvars.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcontextvars.so.$(ABI)
 	ln -sf libcontextvars.so.$(ABI) $(DESTDIR)$(LIBDIR)/libcontextvars.so
@@ -168,7 +180,8 @@ install: lib
 	    contextvars.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/contextvars.pc
 
 # Installs into a scratch DESTDIR and builds the example against the
-# installed header, shared library (via pkg-config) and static library.
+# installed header, shared library (via pkg-config) and static library, then
+# the CMake consumer (examples/cmake-consumer) through find_package.
 install-check: lib
 	rm -rf $(BUILD)/stage
 	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(BUILD)/stage PREFIX=/opt/cv
@@ -179,7 +192,13 @@ install-check: lib
 	$(CC) $(CSTD) $(WARN) -I$(BUILD)/stage/opt/cv/include examples/event_loop.c -o $(BUILD)/event_loop_static \
 	  $(BUILD)/stage/opt/cv/lib/libcontextvars.a $(STATIC_DEPS)
 	$(BUILD)/event_loop_static > /dev/null
-	@echo "install-check: installed header, shared and static library work"
+	rm -rf $(BUILD)/cmake-consumer
+	cmake -S examples/cmake-consumer -B $(BUILD)/cmake-consumer -DCMAKE_PREFIX_PATH=$(CURDIR)/$(BUILD)/stage/opt/cv \
+	  -DCMAKE_C_COMPILER=$(CC) -DCMAKE_CXX_COMPILER=$(CXX) -DEXPECTED_VERSION=$(VERSION) > /dev/null
+	cmake --build $(BUILD)/cmake-consumer
+	$(BUILD)/cmake-consumer/consumer_cxx
+	$(BUILD)/cmake-consumer/consumer_c_static
+	@echo "install-check: installed headers, shared and static library work (pkg-config and CMake)"
 
 clean:
 	$(CARGO) clean
