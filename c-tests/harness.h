@@ -67,5 +67,7 @@ void suite_scale(void);
 void suite_library_only(void);
 void suite_threads(void);
 void suite_deep(void);
+void suite_watchers(void);
+void suite_extensions(void);
 
 #endif

@@ -14,5 +14,7 @@ int main(void) {
     suite_library_only();
     suite_threads();
     suite_deep();
+    suite_watchers();
+    suite_extensions();
     return h_summary();
 }

@@ -48,9 +48,33 @@ typedef struct PyTypeObject {
 
 
 /**
+ * The events a watcher is told about (CPython 3.14's `PyContextEvent`).
+ */
+typedef enum PyContextEvent {
+  /**
+   * The thread's current context changed (by Enter or Exit); the callback
+   * gets the new current context, or None if the thread has none.
+   */
+  Py_CONTEXT_SWITCHED = 0,
+} PyContextEvent;
+
+/**
+ * The callback of `contextvars_context_run()`: called with its `arg`;
+ * returns a new reference, or NULL with an error set.
+ */
+typedef PyObject *(*contextvars_run_fn)(void*);
+
+/**
  * `PyCapsule_Destructor`: called with the capsule when it dies.
  */
 typedef void (*PyCapsule_Destructor)(PyObject*);
+
+/**
+ * A context watcher: called with the event and the new current context
+ * (borrowed) or None. Returns 0, or -1 with an error set (the error is
+ * reported on stderr and cleared, never propagated).
+ */
+typedef int (*PyContext_WatchCallback)(enum PyContextEvent, PyObject*);
 
 #ifdef __cplusplus
 extern "C" {
@@ -145,6 +169,14 @@ extern PyTypeObject PyContextVar_Type;
  * The Token type (`_contextvars.Token`).
  */
 extern PyTypeObject PyContextToken_Type;
+
+/**
+ * The marker `contextvars_token_old_value()` gives for a token whose
+ * variable had no value before the Set (Python's `Token.MISSING`; its repr
+ * is `<Token.MISSING>`). C code names it `CONTEXTVARS_TOKEN_MISSING` and
+ * compares pointers. Immortal.
+ */
+extern PyObject contextvars_TokenMissing;
 
 /**
  * Creates a new, empty context that is not entered.
@@ -320,6 +352,180 @@ PyObject *PyErr_NoMemory(void);
  * the same name prefixes the caller's file and line.)
  */
 void PyErr_BadInternalCall(void);
+
+/**
+ * Runs `callback(arg)` in `ctx`, as Python's `Context.run` does: enters
+ * `ctx`, calls the callback, exits `ctx` even when the callback fails, and
+ * returns the callback's result. Watchers see both switches.
+ *
+ * `callback` returns a new reference, or NULL with an error set (NULL
+ * without an error becomes SystemError "contextvars_context_run: callback
+ * returned NULL without setting an exception"). The callback may set
+ * variables (they stay in `ctx`), enter and exit other contexts (balanced),
+ * and run other contexts; it must not exit `ctx` itself.
+ *
+ * Return value: the callback's result (new reference), or NULL with an
+ * error set:
+ * - the callback's error (`ctx` has been exited);
+ * - any error of `PyContext_Enter()` (TypeError "an instance of Context
+ *   was expected", RuntimeError "cannot enter context: ... is already
+ *   entered"); the callback is not called;
+ * - any error of `PyContext_Exit()` (if the callback left `ctx` not
+ *   current); it replaces the callback's error, and the callback's result is
+ *   released;
+ * - SystemError "bad argument to internal function" if `ctx` or `callback`
+ *   is NULL.
+ *
+ * Thread safety: runs on the calling thread; `ctx` must not be entered
+ * anywhere (as for Enter).
+ *
+ * # Safety
+ * `ctx` must be NULL or a live object; `callback` must be safe to call
+ * with `arg`.
+ */
+PyObject *contextvars_context_run(PyObject *ctx, contextvars_run_fn callback, void *arg);
+
+/**
+ * The number of variables set in `ctx` (Python's `len(ctx)`).
+ *
+ * Returns the count, or -1 with an error set: TypeError "an instance of
+ * Context was expected"; SystemError "bad argument to internal function" if
+ * `ctx` is NULL.
+ *
+ * Thread safety: any thread, for any context, entered or not (a snapshot).
+ *
+ * # Safety
+ * `ctx` must be NULL or a live object.
+ */
+Py_ssize_t contextvars_context_len(PyObject *ctx);
+
+/**
+ * Reads `var` in `ctx` without entering it: `*value` receives what
+ * `PyContextVar_Get(var, default_value, value)` would give if `ctx` were
+ * the current context: the value set in `ctx`, else `default_value` if not
+ * NULL, else the variable's default if it has one, else NULL (not an
+ * error). Use `contextvars_context_contains()` to tell a value set in `ctx`
+ * from a default.
+ *
+ * Returns 0 with `*value` a new reference (or NULL as above); -1 with an
+ * error set and `*value` NULL:
+ * - TypeError "an instance of Context was expected" (`ctx`);
+ * - TypeError "a ContextVar key was expected, got <repr>" (`var`, as
+ *   Python's `ctx[key]`);
+ * - SystemError "bad argument to internal function" if `ctx`, `var` or
+ *   `value` is NULL.
+ *
+ * Thread safety: any thread, for any context (a consistent snapshot even
+ * while another thread sets variables in it).
+ *
+ * # Safety
+ * `ctx`, `var` and `default_value` must be NULL or live objects; `value`
+ * NULL or writable.
+ */
+int contextvars_context_get(PyObject *ctx,
+                            PyObject *var,
+                            PyObject *default_value,
+                            PyObject **value);
+
+/**
+ * Whether `var` is set in `ctx` itself (Python's `var in ctx`; defaults do
+ * not count).
+ *
+ * Returns 1 or 0, or -1 with an error set: TypeError "an instance of
+ * Context was expected"; TypeError "a ContextVar key was expected, got
+ * <repr>"; SystemError "bad argument to internal function" for NULL.
+ *
+ * Thread safety: any thread, for any context (a snapshot).
+ *
+ * # Safety
+ * `ctx` and `var` must be NULL or live objects.
+ */
+int contextvars_context_contains(PyObject *ctx, PyObject *var);
+
+/**
+ * Visits every variable set in `ctx` with its value (Python's
+ * `ctx.items()`), in no particular order: `visit(var, value, arg)` with
+ * borrowed references, valid during that call (take a reference to keep
+ * one). The visit sees one snapshot of `ctx` taken at the call, even while
+ * another thread sets variables in `ctx` or the visitor itself does; it
+ * may call any function of the library.
+ *
+ * `visit` returns 0 to go on, or nonzero to stop; a negative value should
+ * come with an error set (it is left pending).
+ *
+ * Returns 0 after visiting everything, the first nonzero value `visit`
+ * returned, or -1 with an error set: TypeError "an instance of Context was
+ * expected"; SystemError "bad argument to internal function" if `ctx` or
+ * `visit` is NULL.
+ *
+ * Thread safety: any thread, for any context.
+ *
+ * # Safety
+ * `ctx` must be NULL or a live object; `visit` must be safe to call with
+ * `arg`.
+ */
+int contextvars_context_items(PyObject *ctx, int (*visit)(PyObject*, PyObject*, void*), void *arg);
+
+/**
+ * The name of `var` (Python's `var.name`), a str.
+ *
+ * Return value: New reference, or NULL with an error set: TypeError "an
+ * instance of ContextVar was expected"; SystemError "bad argument to
+ * internal function" if `var` is NULL.
+ *
+ * Thread safety: any thread (a variable's name never changes).
+ *
+ * # Safety
+ * `var` must be NULL or a live object.
+ */
+PyObject *contextvars_var_name(PyObject *var);
+
+/**
+ * The default of `var`, as given to `PyContextVar_New()`: what Get falls
+ * back to when the variable is not set (Python does not expose it).
+ *
+ * Returns 0 with `*value` a new reference to the default, or NULL if the
+ * variable has none (not an error); -1 with an error set and `*value` NULL:
+ * TypeError "an instance of ContextVar was expected"; SystemError "bad
+ * argument to internal function" if `var` or `value` is NULL.
+ *
+ * Thread safety: any thread (a variable's default never changes).
+ *
+ * # Safety
+ * `var` must be NULL or a live object; `value` NULL or writable.
+ */
+int contextvars_var_default(PyObject *var, PyObject **value);
+
+/**
+ * The variable whose `PyContextVar_Set()` made `token` (Python's
+ * `token.var`).
+ *
+ * Return value: New reference, or NULL with an error set: TypeError "an
+ * instance of Token was expected"; SystemError "bad argument to internal
+ * function" if `token` is NULL.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `token` must be NULL or a live object.
+ */
+PyObject *contextvars_token_var(PyObject *token);
+
+/**
+ * The value the variable had before the `PyContextVar_Set()` that made
+ * `token` (Python's `token.old_value`), or `CONTEXTVARS_TOKEN_MISSING` if
+ * it had none in that context. Unchanged by using the token.
+ *
+ * Return value: New reference (also to the immortal marker), or NULL with
+ * an error set: TypeError "an instance of Token was expected"; SystemError
+ * "bad argument to internal function" if `token` is NULL.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `token` must be NULL or a live object.
+ */
+PyObject *contextvars_token_old_value(PyObject *token);
 
 /**
  * Adds a reference to `o`; does nothing if `o` is NULL. Atomic: any thread
@@ -520,12 +726,69 @@ PyObject *PyContextVar_Set(PyObject *var, PyObject *value);
  */
 int PyContextVar_Reset(PyObject *var, PyObject *token);
 
+/**
+ * Registers `callback` as a context watcher and returns its id, the lowest
+ * free one in 0..7 (ids are reused after `PyContext_ClearWatcher()`).
+ *
+ * The callback is called with `Py_CONTEXT_SWITCHED` and the new current
+ * context (a borrowed reference) after every switch of a thread's current
+ * context by `PyContext_Enter()` or `PyContext_Exit()` (so also around
+ * `contextvars_context_run()`), on the switching thread; with `Py_None`
+ * when the thread is left with no current context (exiting the outermost
+ * context of a thread that never had a base context). It is not called when
+ * a thread's base context is created lazily (by Set, Reset or CopyCurrent),
+ * nor when a thread's contexts are released at thread exit. Watchers are
+ * called in id order.
+ *
+ * The callback returns 0, or -1 with an error set. A failure (or any error
+ * the callback leaves set) is reported on stderr as CPython's default
+ * unraisable hook does ("Exception ignored in Py_CONTEXT_SWITCHED watcher
+ * callback for <repr>:" then "Type: message") and cleared; it never reaches
+ * the caller of Enter or Exit. Callbacks start with a clear error indicator:
+ * an error already pending on the thread (e.g. that of a failed
+ * `contextvars_context_run()` callback) is set aside and restored after.
+ *
+ * Return value: the id, or -1 with an error set:
+ * - RuntimeError "no more context watcher IDs available" if 8 watchers are
+ *   set;
+ * - SystemError "bad argument to internal function" if `callback` is NULL.
+ *
+ * Thread safety: watchers are global (every thread's switches are
+ * reported). Adding and clearing may happen on any thread while others
+ * switch contexts; a switch that races with the add may or may not report
+ * to the new watcher. A callback may itself add or clear watchers and
+ * enter and exit contexts (which reports those switches too: avoiding
+ * unbounded recursion is the callback's job).
+ */
+int PyContext_AddWatcher(PyContext_WatchCallback callback);
+
+/**
+ * Removes the watcher with id `watcher_id`. The id may be reused by the
+ * next `PyContext_AddWatcher()`.
+ *
+ * Returns 0, or -1 with an error set:
+ * - ValueError "Invalid context watcher ID <id>" if `watcher_id` is not in
+ *   0..7 (checked first);
+ * - ValueError "No context watcher set for ID <id>" if no watcher has that
+ *   id.
+ *
+ * Thread safety: callable from any thread, and from inside a watcher
+ * callback (also to clear the running watcher). Another thread that was
+ * already dispatching a switch when this is called may still call the
+ * cleared callback once, after this returns: keep its code and data valid.
+ */
+int PyContext_ClearWatcher(int watcher_id);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
 
 #endif  /* CONTEXTVARS_H */
 
+/* cbindgen writes this trailer after the include guard's #endif: it has
+ * its own guard, so the header can be included more than once. */
+#ifndef CONTEXTVARS_H_INLINE
+#define CONTEXTVARS_H_INLINE
 /* ------------------------------------------------------------------------
  * The macros and inline functions of Python.h that programs using the
  * context API rely on. Written by hand (cbindgen.toml, `trailer`).
@@ -626,3 +889,75 @@ static inline PyObject *contextvars_xnew_ref(PyObject *o) {
 #define PyUnicode_Check(o) Py_IS_TYPE((o), &PyUnicode_Type)
 #define PyUnicode_CheckExact(o) Py_IS_TYPE((o), &PyUnicode_Type)
 #define PyCapsule_CheckExact(o) Py_IS_TYPE((o), &PyCapsule_Type)
+
+/* ------------------------------------------------------------------------
+ * Beyond CPython's C API. Everything CPython does not have is named
+ * `contextvars_*` (functions, types) or `CONTEXTVARS_*` (macros), a prefix
+ * CPython never uses, so no name here can collide with a future CPython
+ * symbol. Context watchers keep CPython 3.14's own names
+ * (`PyContext_AddWatcher`, `PyContext_ClearWatcher`, `PyContextEvent`,
+ * `PyContext_WatchCallback`), with its signatures and behaviour.
+ * C++: include/contextvars.hpp has RAII guards over these.
+ * ---------------------------------------------------------------------- */
+
+/** Python's `Token.MISSING`: what contextvars_token_old_value() returns
+ *  when the variable had no value before the Set (a borrowed pointer to an
+ *  immortal object; compare with ==). */
+#define CONTEXTVARS_TOKEN_MISSING (&contextvars_TokenMissing)
+
+/** A variable set for the length of a scope (Python 3.14's
+ *  `with var.set(value):`): contextvars_scoped_set_begin() sets the
+ *  variable, contextvars_scoped_set_end() resets it with the token. Works
+ *  on the calling thread's current context; the scope must end on the same
+ *  thread, with the same context current. */
+typedef struct contextvars_scoped_set {
+    PyObject *var;    /**< the variable (borrowed: keep it alive for the scope) */
+    PyObject *token;  /**< the Set's token (owned), NULL if the Set failed or after the end */
+} contextvars_scoped_set;
+
+/** Sets `var` to `value` (PyContextVar_Set, which does not steal `value`).
+ *  If the Set fails, the result's `token` is NULL and the error is set (as
+ *  PyContextVar_Set sets it); ending such a scope does nothing. */
+static inline contextvars_scoped_set contextvars_scoped_set_begin(PyObject *var, PyObject *value) {
+    contextvars_scoped_set s;
+    s.var = var;
+    s.token = PyContextVar_Set(var, value);
+    return s;
+}
+
+/** Resets the variable to what it was before the begin and releases the
+ *  token; a second call does nothing. Returns 0, or -1 with the error of
+ *  PyContextVar_Reset set (e.g. ValueError "... was created in a different
+ *  Context" if another context is current than at the begin). */
+static inline int contextvars_scoped_set_end(contextvars_scoped_set *s) {
+    PyObject *token = s->token;
+    int status;
+    if (token == NULL) return 0;
+    s->token = NULL;
+    status = PyContextVar_Reset(s->var, token);
+    Py_DECREF(token);
+    return status;
+}
+
+/** For CONTEXTVARS_SCOPED_SET: ends the scope keeping an error that was
+ *  already pending (the Reset's own error is then dropped); otherwise a
+ *  failed Reset's error stays set for the caller. */
+static inline void contextvars_scoped_set_cleanup(contextvars_scoped_set *s) {
+    PyObject *type, *value, *traceback;
+    if (s->token == NULL) return;
+    if (PyErr_Occurred() == NULL) { (void)contextvars_scoped_set_end(s); return; }
+    PyErr_Fetch(&type, &value, &traceback);
+    if (contextvars_scoped_set_end(s) < 0) PyErr_Clear();
+    PyErr_Restore(type, value, traceback);
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+/** GCC and Clang (the `cleanup` attribute): declares the
+ *  contextvars_scoped_set `name`, set now and reset automatically whenever
+ *  the enclosing block is left (return, break, goto included). Check
+ *  `name.token != NULL` for the Set's success. Example:
+ *  `{ CONTEXTVARS_SCOPED_SET(s, request_id, id); handle(); }` */
+#define CONTEXTVARS_SCOPED_SET(name, var, value) __attribute__((cleanup(contextvars_scoped_set_cleanup))) contextvars_scoped_set name = contextvars_scoped_set_begin((var), (value))
+#endif
+
+#endif  /* CONTEXTVARS_H_INLINE */

@@ -394,6 +394,7 @@ pub(crate) fn enter(ctx: &Context) -> Result<(), PyErr> {
     register_thread_exit();
     ctx.prev.store(CURRENT.get(), Ordering::Relaxed);
     CURRENT.set(ctx as *const Context as *mut Context);
+    crate::watchers::context_switched(CURRENT.get());
     Ok(())
 }
 
@@ -417,5 +418,6 @@ pub(crate) fn exit(ctx: &Context) -> Result<(), PyErr> {
     // SAFETY: the flag is the thread's own reference, taken by `enter`;
     // Release publishes this thread's map writes to the next enterer.
     unsafe { decref_by(NonNull::from(ctx).as_ptr().cast(), ENTERED) };
+    crate::watchers::context_switched(CURRENT.get());
     Ok(())
 }

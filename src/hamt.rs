@@ -459,7 +459,6 @@ impl Map {
     }
 
     /// Number of entries.
-    #[allow(dead_code)] // for the mapping view of a context (not exported yet)
     pub(crate) fn len(&self) -> usize {
         self.root.as_ref().map_or(0, |r| r.node().size as usize)
     }

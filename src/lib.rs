@@ -29,6 +29,9 @@
 //! - `hamt`: the persistent map behind contexts.
 //! - `context`: contexts, the thread's current context, Enter and Exit.
 //! - `var`: context variables and tokens.
+//! - `watchers`: context watchers (CPython 3.14's `PyContext_AddWatcher`).
+//! - `views`: beyond the C API, under the `contextvars_` prefix: running
+//!   code in a context, reading a context, variable and token accessors.
 //! - `ffi`: the exported functions (the C boundary). Exported *data* (type
 //!   and exception objects, `_Py_NoneStruct`) is defined next to the type it
 //!   describes.
@@ -50,3 +53,5 @@ pub mod object;
 mod unicode_printable;
 pub mod values;
 pub mod var;
+pub mod views;
+pub mod watchers;

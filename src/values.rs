@@ -437,6 +437,8 @@ pub(crate) fn write_repr(w: &mut dyn fmt::Write, o: &PyObject, depth: u32) -> fm
         write_str_repr(w, text)
     } else if o.as_ptr() == none() {
         w.write_str("None")
+    } else if o.as_ptr() == crate::views::token_missing() {
+        w.write_str("<Token.MISSING>")
     } else if ty == crate::context::context_type() {
         write!(w, "<_contextvars.Context object at {:p}>", o.as_ptr())
     } else if ty == crate::var::var_type() || ty == crate::var::token_type() {

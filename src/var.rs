@@ -88,6 +88,16 @@ pub(crate) fn var_hash_of(key: *mut PyObject) -> u64 {
 }
 
 impl Token {
+    /// The variable whose Set made the token.
+    pub(crate) fn var(&self) -> &ContextVar {
+        &self.var
+    }
+
+    /// The value before the Set, or `None` if the variable had none.
+    pub(crate) fn old_value(&self) -> Option<&PyObject> {
+        self.old.as_deref()
+    }
+
     /// Visits the references the token holds: its context, variable and
     /// old value.
     pub(crate) fn traverse(&self, visit: &mut dyn FnMut(&PyObject)) {
@@ -110,6 +120,11 @@ impl ContextVar {
 
     pub(crate) fn as_ptr(&self) -> *mut PyObject {
         self.ob_base.as_ptr()
+    }
+
+    /// The variable's map hash.
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
     }
 
     /// The name (a str object).

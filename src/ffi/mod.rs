@@ -15,9 +15,11 @@ use crate::var::{token_type, var_type, ContextVar, Token};
 
 pub mod context;
 pub mod errors;
+pub mod extensions;
 pub mod object;
 pub mod values;
 pub mod var;
+pub mod watchers;
 
 /// What a C function returns when it fails: NULL or -1.
 pub(crate) trait ErrorValue {
@@ -31,6 +33,9 @@ impl ErrorValue for c_int {
     const ERROR: Self = -1;
 }
 impl ErrorValue for c_long {
+    const ERROR: Self = -1;
+}
+impl ErrorValue for isize {
     const ERROR: Self = -1;
 }
 impl ErrorValue for *const c_char {
