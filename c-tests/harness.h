@@ -67,5 +67,6 @@ void suite_scale(void);
 void suite_library_only(void);
 void suite_threads(void);
 void suite_deep(void);
+void suite_hostile(void);
 
 #endif

@@ -12,6 +12,7 @@ int main(void) {
     suite_lifetime();
     suite_scale();
     suite_library_only();
+    suite_hostile();
     suite_threads();
     suite_deep();
     return h_summary();
