@@ -68,5 +68,6 @@ void suite_library_only(void);
 void suite_threads(void);
 void suite_deep(void);
 void suite_hostile(void);
+void suite_reentry(void);
 
 #endif

@@ -13,6 +13,7 @@ int main(void) {
     suite_scale();
     suite_library_only();
     suite_hostile();
+    suite_reentry();
     suite_threads();
     suite_deep();
     return h_summary();
