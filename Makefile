@@ -54,7 +54,7 @@ PY_LDFLAGS := $(shell python3-config --ldflags --embed 2>/dev/null)
 C_TEST_SRCS := $(wildcard c-tests/*.c)
 C_TEST_HDRS := $(wildcard c-tests/*.h)
 
-.PHONY: bench difftest fuzz all lib test rust-test header-check c-test c-test-static test-cpython symbols example install install-check clean
+.PHONY: bench difftest fuzz all lib test rust-test header-check c-test c-test-static refleak test-cpython symbols example install install-check clean
 
 all: lib
 
@@ -63,7 +63,7 @@ lib:
 	ln -sf libcontextvars.so $(OUT)/libcontextvars.so.$(ABI)
 
 # Every test. Each step stops the run on failure.
-test: header-check rust-test c-test c-test-static test-cpython difftest symbols example install-check
+test: header-check rust-test c-test c-test-static refleak test-cpython difftest symbols example install-check
 	@echo "make test: all passed"
 
 rust-test:
@@ -107,6 +107,13 @@ endif
 
 c-test-static: $(BUILD)/c-tests-static
 	$(BUILD)/c-tests-static
+
+# Refleak mode (CPython -R style): after its first run, each C case runs
+# REFLEAK more times and none may change a live-object count
+# (contextvars_live_counts).
+REFLEAK ?= 3
+refleak: $(BUILD)/c-tests
+	CONTEXTVARS_REFLEAK=$(REFLEAK) $(BUILD)/c-tests
 
 # The same assertions, proven against CPython 3.11.
 test-cpython: $(BUILD)/c-tests-cpython

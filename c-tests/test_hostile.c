@@ -49,7 +49,7 @@ static int matching_kind(int p) {
 }
 
 /* The combinations run (printed and checked). */
-#define HOSTILE_EXPECTED_LIB 234L
+#define HOSTILE_EXPECTED_LIB 235L
 #define HOSTILE_EXPECTED_CPYTHON 204L
 
 #define ALL (-1) /* every pointer parameter NULL at once */
@@ -297,6 +297,14 @@ static void run_err_given_exception_matches(int param, int kind, PyObject *arg) 
                   PyErr_GivenExceptionMatches(ARG(0, PyExc_ValueError), ARG(1, PyExc_Exception)));
 }
 
+#if LIBRARY_ONLY
+static void run_live_counts(int param, int kind, PyObject *arg) {
+    (void)param; (void)kind; (void)arg;
+    CHECK_EQ_LONG(-1, contextvars_live_counts(NULL));
+    CHECK_ERROR(PyExc_SystemError, BAD_CALL);
+}
+#endif
+
 /* Every exported function, with what each parameter accepts. Functions
  * without pointer parameters have no hostile input; they are listed so the
  * table covers the header. */
@@ -335,6 +343,9 @@ static const struct fn {
     {"PyErr_GivenExceptionMatches", run_err_given_exception_matches, 2, {P_ANY, P_ANY}},
     {"PyErr_NoMemory", NULL, 0, {0}},
     {"PyErr_BadInternalCall", NULL, 0, {0}},
+#if LIBRARY_ONLY
+    {"contextvars_live_counts", run_live_counts, 1, {P_PTR}},
+#endif
 };
 #define NFNS ((int)(sizeof fns / sizeof fns[0]))
 
@@ -441,6 +452,8 @@ TEST(every_export_survives_hostile_arguments) {
 #else
     CHECK_EQ_LONG(HOSTILE_EXPECTED_CPYTHON, combos);
 #endif
+    /* The token kind was made in the base context: take its variable out. */
+    CHECK_EQ_LONG(0, PyContextVar_Reset(kind_obj[K_VAR], kind_obj[K_TOKEN]));
     for (int k = 1; k < NKINDS; k++) Py_DECREF(kind_obj[k]);
     Py_CLEAR(valid_var);
     Py_CLEAR(canary_var);

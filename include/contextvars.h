@@ -48,6 +48,46 @@ typedef struct PyTypeObject {
 
 
 /**
+ * How many objects of each kind exist right now, in the whole process
+ * (`contextvars_live_counts()` fills it in). Statically allocated objects
+ * (None, small ints, type objects, constant messages) are not counted.
+ */
+typedef struct contextvars_LiveCounts {
+  /**
+   * Contexts (including each thread's base context).
+   */
+  Py_ssize_t contexts;
+  /**
+   * Context variables.
+   */
+  Py_ssize_t vars;
+  /**
+   * Tokens.
+   */
+  Py_ssize_t tokens;
+  /**
+   * Ints (outside the cached -5..256).
+   */
+  Py_ssize_t ints;
+  /**
+   * Strs (including error messages and variable names).
+   */
+  Py_ssize_t strs;
+  /**
+   * Capsules.
+   */
+  Py_ssize_t capsules;
+  /**
+   * The nodes of contexts' maps (not objects; shared between copies).
+   */
+  Py_ssize_t map_nodes;
+  /**
+   * The six object kinds together (map nodes excluded).
+   */
+  Py_ssize_t objects;
+} contextvars_LiveCounts;
+
+/**
  * `PyCapsule_Destructor`: called with the capsule when it dies.
  */
 typedef void (*PyCapsule_Destructor)(PyObject*);
@@ -320,6 +360,24 @@ PyObject *PyErr_NoMemory(void);
  * the same name prefixes the caller's file and line.)
  */
 void PyErr_BadInternalCall(void);
+
+/**
+ * Fills `*out` with the number of live objects of each kind, summed over
+ * every thread: a leak check compares two snapshots. Cheap to keep (each
+ * thread counts in its own counters, without atomic read-modify-writes);
+ * a snapshot reads every thread's counters, so it costs a few loads per
+ * thread that ever used the library. Exact when no other thread is creating
+ * or releasing objects during the call, otherwise a recent value. An
+ * object released on another thread than the one that made it is counted
+ * correctly.
+ *
+ * Returns 0, or -1 with SystemError "bad argument to internal function"
+ * if `out` is NULL. Not part of CPython's API.
+ *
+ * # Safety
+ * `out` must be NULL or writable.
+ */
+int contextvars_live_counts(struct contextvars_LiveCounts *out);
 
 /**
  * Adds a reference to `o`; does nothing if `o` is NULL. Atomic: any thread

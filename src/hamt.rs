@@ -124,6 +124,7 @@ impl Drop for NodeRef {
                 std::ptr::drop_in_place(kids.add(i));
             }
             crate::alloc::free(self.0.cast(), layout(entries, children));
+            crate::live::on_free(crate::live::Kind::MapNode);
         }
     }
 }
@@ -162,6 +163,7 @@ fn build(
 ) -> Result<NodeRef, PyErr> {
     let (n_entries, n_children) = (datamap.count_ones() as usize, nodemap.count_ones() as usize);
     let mem = crate::alloc::allocate(layout(n_entries, n_children)).ok_or_else(PyErr::no_memory)?;
+    crate::live::on_alloc(crate::live::Kind::MapNode);
     let node = mem.cast::<Node>();
     let old_entries: &[Entry] = old.map_or(&[], Node::entries);
     let old_children: &[NodeRef] = old.map_or(&[], Node::children);

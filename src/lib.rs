@@ -27,6 +27,7 @@
 //! - `errors`: exception types, the error indicator, `PyErr`.
 //! - `values`: None, int, str, capsule, and `repr()`.
 //! - `hamt`: the persistent map behind contexts.
+//! - `live`: live-object counters (per-thread blocks, summed on demand).
 //! - `context`: contexts, the thread's current context, Enter and Exit.
 //! - `var`: context variables and tokens.
 //! - `ffi`: the exported functions (the C boundary). Exported *data* (type
@@ -46,6 +47,7 @@ pub mod errors;
 #[allow(non_snake_case)]
 pub mod ffi;
 mod hamt;
+mod live;
 pub mod object;
 mod unicode_printable;
 pub mod values;

@@ -289,7 +289,17 @@ pub(crate) fn new_object<T: PyLayout>(value: T) -> Result<Owned<T>, PyErr> {
     // reference, which the handle takes over.
     unsafe {
         p.as_ptr().write(value);
+        count_new((*p.as_ptr().cast::<PyObject>()).ob_type);
         Ok(Owned::from_owned(p))
+    }
+}
+
+/// Counts a new heap object of type `ty` (the live counters; the one place
+/// objects are counted in, for [`new_object`] and variable-size strs).
+#[inline(always)]
+pub(crate) fn count_new(ty: *mut PyTypeObject) {
+    if let Some(kind) = crate::live::kind_of(ty) {
+        crate::live::on_alloc(kind);
     }
 }
 
@@ -386,6 +396,9 @@ pub(crate) fn drain_pending() {
 unsafe fn destroy(o: *mut PyObject) {
     // SAFETY: the object is dead, its header still valid.
     let ty = unsafe { (*o).ob_type };
+    if let Some(kind) = crate::live::kind_of(ty) {
+        crate::live::on_free(kind);
+    }
     // SAFETY: the object is dead and unreachable (the caller's contract), and
     // the type pointer identifies its layout in every arm.
     unsafe {
