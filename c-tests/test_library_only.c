@@ -218,6 +218,7 @@ TEST(a_second_exit_after_the_thread_released_it_is_not_entered) {
 }
 #endif
 
+#if LIBRARY_ONLY
 /* The live-object counters (contextvars_live_counts) follow each kind,
  * including objects made on one thread and released on another. */
 static contextvars_LiveCounts live_now(void) {
@@ -264,6 +265,7 @@ TEST(live_counts_follow_every_kind) {
     b = live_now();
     LIVE_DELTA(ints, 0, a, b); LIVE_DELTA(objects, 0, a, b);
 }
+#endif
 
 void suite_library_only(void) {
 #if LIBRARY_ONLY
