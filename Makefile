@@ -54,7 +54,7 @@ PY_LDFLAGS := $(shell python3-config --ldflags --embed 2>/dev/null)
 C_TEST_SRCS := $(wildcard c-tests/*.c)
 C_TEST_HDRS := $(wildcard c-tests/*.h)
 
-.PHONY: bench difftest fuzz all lib test rust-test header-check c-test c-test-static refleak test-cpython symbols example install install-check clean
+.PHONY: coverage loom tsan bench difftest fuzz all lib test rust-test header-check c-test c-test-static refleak test-cpython symbols example install install-check clean
 
 all: lib
 
@@ -196,3 +196,21 @@ $(BUILD)/bench-lib: lib bench/bench.c
 RUNS ?= 3
 bench: $(BUILD)/bench-cpython $(BUILD)/bench-lib
 	$(PYTHON) bench/compare.py $(BUILD)/bench-cpython $(BUILD)/bench-lib $(RUNS)
+
+# Line coverage of src/ under the Rust tests, the C suite and the difftest
+# (tools/coverage.sh: -C instrument-coverage and the toolchain's llvm-tools,
+# in target/coverage). Not part of `make test`: it rebuilds everything.
+coverage:
+	sh tools/coverage.sh
+
+# Loom models of the lock-free protocols (tests/loom_*.rs): the reference
+# count, the context's entered flag, the context's map lock. Built with
+# --cfg loom in target/loom; prints each model's run time.
+LOOM_TESTS := $(basename $(notdir $(wildcard tests/loom_*.rs)))
+loom:
+	@for t in $(LOOM_TESTS); do \
+	  RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) build --release $(CARGOFLAGS) --tests --test $$t -q || exit 1; \
+	  start=$$(date +%s.%N); \
+	  RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test --release $(CARGOFLAGS) -q --test $$t || exit 1; \
+	  echo "loom: $$t passed in $$(echo "$$(date +%s.%N) - $$start" | bc) s"; \
+	done

@@ -1,11 +1,13 @@
 #!/bin/sh
 # Line coverage of the Rust crate (src/) under the Rust tests (unit, corpus
-# replay, OOM sweep, panics) and the C suite against the instrumented shared
-# library: rustc's -C instrument-coverage, then the llvm-profdata/llvm-cov
+# replay, OOM sweep, panics), the C suite and 100 difftest seeds against the
+# instrumented shared library: rustc's -C instrument-coverage, then the llvm-profdata/llvm-cov
 # of the toolchain's llvm-tools component (their LLVM matches rustc's).
 # Usage: tools/coverage.sh  (from the repository root; `make coverage`)
 # Prints the per-file table and `coverage: NN.NN% of lines`; the HTML report
-# is in target/coverage/html/index.html.
+# is in target/coverage/html/index.html. (llvm-cov warns of "mismatched
+# data" for the few functions the `testing` feature compiles differently;
+# it counts them from the build it reads first.)
 set -eu
 
 CARGO=${CARGO:-cargo}
@@ -48,6 +50,11 @@ $CC -std=c11 -O1 -g -Iinclude c-tests/*.c -o "$OUT/c-tests" -L"$CARGO_TARGET_DIR
     -Wl,-rpath,"$(pwd)/$CARGO_TARGET_DIR/release" -lpthread
 "$OUT/c-tests" > "$OUT/c-tests.log"
 tail -n 1 "$OUT/c-tests.log"
+# The differential test's random call sequences (its output is compared
+# with CPython's by `make difftest`; here only what it reaches counts).
+$CC -std=c11 -O1 -g -Iinclude difftest/difftest.c -o "$OUT/difftest" -L"$CARGO_TARGET_DIR/release" -lcontextvars \
+    -Wl,-rpath,"$(pwd)/$CARGO_TARGET_DIR/release" -lpthread
+"$OUT/difftest" 0 100 300 > /dev/null 2>&1
 objects="$objects -object $lib"
 
 "$tools/llvm-profdata" merge -sparse "$PROF"/*.profraw -o "$OUT/merged.profdata"
