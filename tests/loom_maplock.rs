@@ -53,7 +53,10 @@ struct Context {
 
 impl Context {
     fn lock_map(&self) {
-        while self.map_lock.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        // The library uses compare_exchange_weak; a spurious failure only
+        // adds a retry, so the model uses the strong form (loom would
+        // otherwise explore unbounded runs of spurious failures).
+        while self.map_lock.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             loom::thread::yield_now();
         }
     }
@@ -131,28 +134,43 @@ fn a_copier_and_the_owner_setting() {
     });
 }
 
-/// Two copiers against one owner replacing the map.
+/// The context's death: the copier holds a reference to the context while
+/// it copies (a C caller must own one) and drops it right after, keeping
+/// only its snapshot; the owner replaces the map and drops its reference.
+/// Whoever drops the context last releases its map. The node the copier
+/// holds must outlive its read, whoever frees it.
 #[test]
-fn two_copiers_and_a_replace() {
+fn a_snapshot_outlives_the_context() {
+    struct Owned {
+        ctx: Context,
+        refcnt: AtomicUsize,
+    }
+    /// Drops a reference to the context; the last releases its map.
+    fn drop_ctx(o: &Owned, freed: &AtomicUsize) {
+        if o.refcnt.fetch_sub(1, Ordering::Release) == 1 {
+            fence(Ordering::Acquire);
+            unsafe { release(o.ctx.map.load(Ordering::Relaxed), freed) };
+        }
+    }
     loom::model(|| {
         let freed = Arc::new(AtomicUsize::new(0));
-        let ctx = Arc::new(Context { map: AtomicPtr::new(new_node(1)), map_lock: AtomicBool::new(false) });
-        let copiers: Vec<_> = (0..2)
-            .map(|_| {
-                let (ctx, freed) = (ctx.clone(), freed.clone());
-                thread::spawn(move || {
-                    let snap = ctx.snapshot();
-                    let v = unsafe { &*snap }.value.with(|v| unsafe { *v });
-                    assert!(v == 1 || v == 2);
-                    unsafe { release(snap, &freed) };
-                })
+        let o = Arc::new(Owned {
+            ctx: Context { map: AtomicPtr::new(new_node(1)), map_lock: AtomicBool::new(false) },
+            refcnt: AtomicUsize::new(2),
+        });
+        let copier = {
+            let (o, freed) = (o.clone(), freed.clone());
+            thread::spawn(move || {
+                let snap = o.ctx.snapshot();
+                drop_ctx(&o, &freed);
+                let v = unsafe { &*snap }.value.with(|v| unsafe { *v });
+                assert!(v == 1 || v == 2, "copier read {v}");
+                unsafe { release(snap, &freed) };
             })
-            .collect();
-        ctx.replace_map(new_node(2), &freed);
-        for c in copiers {
-            c.join().unwrap();
-        }
-        unsafe { release(ctx.map.load(Ordering::Relaxed), &freed) };
-        assert_eq!(freed.load(Ordering::Relaxed), 2);
+        };
+        o.ctx.replace_map(new_node(2), &freed);
+        drop_ctx(&o, &freed);
+        copier.join().unwrap();
+        assert_eq!(freed.load(Ordering::Relaxed), 2, "every node freed exactly once");
     });
 }
