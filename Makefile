@@ -214,3 +214,8 @@ loom:
 	  RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test --release $(CARGOFLAGS) -q --test $$t || exit 1; \
 	  echo "loom: $$t passed in $$(echo "$$(date +%s.%N) - $$start" | bc) s"; \
 	done
+
+# ThreadSanitizer over the C suite with a TSan-instrumented library and std
+# (tools/tsan.sh; nightly toolchain with rust-src).
+tsan:
+	sh tools/tsan.sh

@@ -617,12 +617,28 @@ static inline void contextvars_incref(PyObject *o) {
     __atomic_fetch_add(&o->ob_refcnt, 1, __ATOMIC_RELAXED);
 }
 
+/* After a count reaches zero: an Acquire fence, or, under ThreadSanitizer
+ * (which does not model fences), an Acquire load of the count, which orders
+ * the same way here. */
+#if defined(__SANITIZE_THREAD__)
+#define CONTEXTVARS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CONTEXTVARS_TSAN 1
+#endif
+#endif
+#ifdef CONTEXTVARS_TSAN
+#define CONTEXTVARS_ACQUIRE_AFTER_ZERO(o) ((void)__atomic_load_n(&(o)->ob_refcnt, __ATOMIC_ACQUIRE))
+#else
+#define CONTEXTVARS_ACQUIRE_AFTER_ZERO(o) __atomic_thread_fence(__ATOMIC_ACQUIRE)
+#endif
+
 /** Releases a reference to `o`, destroying it (through its type's
  *  tp_dealloc) when it was the last. No-op for NULL and immortal objects. */
 static inline void contextvars_decref(PyObject *o) {
     if (o == NULL || __atomic_load_n(&o->ob_refcnt, __ATOMIC_RELAXED) >= CONTEXTVARS_IMMORTAL_REFCNT) return;
     if (__atomic_sub_fetch(&o->ob_refcnt, 1, __ATOMIC_RELEASE) == 0) {
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        CONTEXTVARS_ACQUIRE_AFTER_ZERO(o);
         if (o->ob_type->tp_dealloc != NULL) o->ob_type->tp_dealloc(o);
     }
 }

@@ -14,7 +14,9 @@
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicUsize, Ordering};
+#[cfg(not(contextvars_tsan))]
+use std::sync::atomic::fence;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::errors::PyErr;
 use crate::object::{decref, incref, PyObject};
@@ -106,7 +108,11 @@ impl Drop for NodeRef {
         if self.node().refcnt.fetch_sub(1, Ordering::Release) != 1 {
             return;
         }
+        #[cfg(not(contextvars_tsan))]
         fence(Ordering::Acquire);
+        // As in object.rs `decref`: ThreadSanitizer does not model fences.
+        #[cfg(contextvars_tsan)]
+        self.node().refcnt.load(Ordering::Acquire);
         let node = self.node();
         let (entries, children) = (node.datamap.count_ones() as usize, node.nodemap.count_ones() as usize);
         for e in node.entries() {
