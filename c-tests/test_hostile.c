@@ -1,7 +1,7 @@
 /* R1, hostile arguments: every exported function, table-driven, gets NULL in
  * each pointer parameter and every kind of object (Context, ContextVar,
  * Token, None, int, str, capsule, an exception type) in each object
- * parameter, one parameter at a time, plus all pointers NULL at once. Each
+ * parameter (and a type that is not an exception type), one parameter at a time, plus all pointers NULL at once. Each
  * call must give its documented result: the error value with SystemError
  * for NULL and CPython's TypeError (or ValueError, SystemError) with its
  * exact message for a wrong type, or success where any object is accepted.
@@ -20,9 +20,9 @@
 #define VAR_MSG "an instance of ContextVar was expected"
 #define TOKEN_MSG "an instance of Token was expected"
 
-enum { K_NULL, K_CONTEXT, K_VAR, K_TOKEN, K_NONE, K_INT, K_STR, K_CAPSULE, K_EXC_TYPE, NKINDS };
+enum { K_NULL, K_CONTEXT, K_VAR, K_TOKEN, K_NONE, K_INT, K_STR, K_CAPSULE, K_EXC_TYPE, K_TYPE, NKINDS };
 static const char *kind_names[NKINDS] = {"NULL", "Context", "ContextVar", "Token", "None",
-                                         "int", "str", "capsule", "exception type"};
+                                         "int", "str", "capsule", "exception type", "type"};
 static PyObject *kind_obj[NKINDS];
 static char kind_repr[NKINDS][160];
 static int capsule_target;
@@ -49,8 +49,8 @@ static int matching_kind(int p) {
 }
 
 /* The combinations run (printed and checked). */
-#define HOSTILE_EXPECTED_LIB 235L
-#define HOSTILE_EXPECTED_CPYTHON 204L
+#define HOSTILE_EXPECTED_LIB 260L
+#define HOSTILE_EXPECTED_CPYTHON 229L
 
 #define ALL (-1) /* every pointer parameter NULL at once */
 #define MAXP 3
@@ -381,6 +381,7 @@ static void make_kinds(void) {
     kind_obj[K_STR] = PyUnicode_FromString("hostile");
     kind_obj[K_CAPSULE] = PyCapsule_New(&capsule_target, "hostile", NULL);
     kind_obj[K_EXC_TYPE] = Py_NewRef(PyExc_ValueError);
+    kind_obj[K_TYPE] = Py_NewRef((PyObject *)&PyLong_Type);
     snprintf(kind_repr[K_CONTEXT], sizeof kind_repr[0], "<_contextvars.Context object at %p>", (void *)kind_obj[K_CONTEXT]);
     snprintf(kind_repr[K_VAR], sizeof kind_repr[0], "<ContextVar name='hostile' at %p>", (void *)kind_obj[K_VAR]);
     snprintf(kind_repr[K_TOKEN], sizeof kind_repr[0], "<Token var=<ContextVar name='hostile' at %p> at %p>",
@@ -388,6 +389,7 @@ static void make_kinds(void) {
     strcpy(kind_repr[K_NONE], "None");
     strcpy(kind_repr[K_INT], "5000");
     strcpy(kind_repr[K_STR], "'hostile'");
+    strcpy(kind_repr[K_TYPE], "<class 'int'>");
     snprintf(kind_repr[K_CAPSULE], sizeof kind_repr[0], "<capsule object \"hostile\" at %p>", (void *)kind_obj[K_CAPSULE]);
 }
 
