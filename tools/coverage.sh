@@ -5,9 +5,7 @@
 # of the toolchain's llvm-tools component (their LLVM matches rustc's).
 # Usage: tools/coverage.sh  (from the repository root; `make coverage`)
 # Prints the per-file table and `coverage: NN.NN% of lines`; the HTML report
-# is in target/coverage/html/index.html. (llvm-cov warns of "mismatched
-# data" for the few functions the `testing` feature compiles differently;
-# it counts them from the build it reads first.)
+# is in target/coverage/html/index.html.
 set -eu
 
 CARGO=${CARGO:-cargo}
@@ -30,20 +28,19 @@ export RUSTFLAGS="-C instrument-coverage"
 LLVM_PROFILE_FILE="$(pwd)/$PROF/%p-%m.profraw"
 export LLVM_PROFILE_FILE
 
-# The Rust tests; remember every test binary.
+# The Rust tests, everything with the `testing` feature (the OOM sweep and
+# the panic tests need it), so every binary has the same build of each
+# function and their counts add up; one test at a time (the injector is
+# process-wide). Every test binary is remembered for llvm-cov.
+$CARGO test --release --locked --features testing --no-run --message-format=json |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' > "$OUT/bins.txt"
+test -s "$OUT/bins.txt" || { echo "coverage: no test binaries found"; exit 1; }
+$CARGO test --release --locked --features testing -- --test-threads=1
 objects=""
-run_tests() {
-    $CARGO test --release --locked "$@" --no-run --message-format=json 2>/dev/null |
-        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' > "$OUT/bins.txt"
-    $CARGO test --release --locked "$@"
-    for b in $(cat "$OUT/bins.txt"); do objects="$objects -object $b"; done
-}
-run_tests
-run_tests --features testing --test oom -- --test-threads=1
-run_tests --features testing --test panics
+for b in $(cat "$OUT/bins.txt"); do objects="$objects -object $b"; done
 
 # The C suite against the instrumented shared library.
-$CARGO build --release --locked
+$CARGO build --release --locked --features testing
 lib="$CARGO_TARGET_DIR/release/libcontextvars.so"
 ln -sf libcontextvars.so "$CARGO_TARGET_DIR/release/libcontextvars.so.0.1"
 $CC -std=c11 -O1 -g -Iinclude c-tests/*.c -o "$OUT/c-tests" -L"$CARGO_TARGET_DIR/release" -lcontextvars \
@@ -55,7 +52,11 @@ tail -n 1 "$OUT/c-tests.log"
 $CC -std=c11 -O1 -g -Iinclude difftest/difftest.c -o "$OUT/difftest" -L"$CARGO_TARGET_DIR/release" -lcontextvars \
     -Wl,-rpath,"$(pwd)/$CARGO_TARGET_DIR/release" -lpthread
 "$OUT/difftest" 0 100 300 > /dev/null 2>&1
-objects="$objects -object $lib"
+# The library first: where a function's build differs between binaries
+# (llvm-cov's "mismatched data": the cfg(test) build of the crate), llvm-cov
+# keeps the counts of the first object that has it, and the exports are
+# exercised through the library.
+objects="-object $lib $objects"
 
 "$tools/llvm-profdata" merge -sparse "$PROF"/*.profraw -o "$OUT/merged.profdata"
 ignore='(\.cargo/registry|/rustc/|/library/|tests/|fuzz/)'
@@ -69,3 +70,6 @@ rest=$(echo $objects | cut -d' ' -f3-)
 cat "$OUT/report.txt"
 # TOTAL line: Regions Missed Cover Functions Missed Executed Lines Missed Cover ...
 awk '/^TOTAL/ { print "coverage: " $10 " of lines (" $8 - $9 " of " $8 "), " $4 " of regions, " $7 " of functions" }' "$OUT/report.txt"
+"$tools/llvm-cov" export --format=lcov --instr-profile="$OUT/merged.profdata" --ignore-filename-regex="$ignore" \
+    "$first" $rest > "$OUT/lcov.info"
+python3 tools/coverage_summary.py "$OUT/lcov.info"
