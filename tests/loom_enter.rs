@@ -8,6 +8,8 @@
 //!
 //! Run: `make loom` (RUSTFLAGS="--cfg loom" cargo test --release --test loom_enter).
 #![cfg(loom)]
+// The unsafe blocks are the protocol under test; loom checks them.
+#![allow(clippy::undocumented_unsafe_blocks)]
 
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -10,6 +10,8 @@
 //!
 //! Run: `make loom` (RUSTFLAGS="--cfg loom" cargo test --release --test loom_live).
 #![cfg(loom)]
+// The unsafe blocks are the protocol under test; loom checks them.
+#![allow(clippy::undocumented_unsafe_blocks)]
 
 use std::ptr;
 
