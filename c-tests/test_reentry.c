@@ -312,6 +312,44 @@ TEST(a_destructor_enters_a_copy_of_the_dying_context) {
     drop_globals();
 }
 
+/* A destructor that leaves the current context (and works in the outer
+ * one) while Reset, running in that context, releases the value. */
+static PyObject *leave_me;
+static void exit_the_current_context(struct reent *r) {
+    (void)r;
+    enter_ok = PyContext_Exit(leave_me) == 0;
+    seen_a = h_get_long(var_a, NULL); /* the outer context's value */
+    kept_token_b = h_set_long(var_b, 3); /* set in the outer context */
+}
+
+TEST(a_destructor_exits_the_context_a_reset_is_running_in) {
+    reset_globals();
+    struct reent r = {exit_the_current_context, 0};
+    PyObject *outer = h_enter_new();
+    PyObject *ta = h_set_long(var_a, 1);
+    leave_me = h_enter_new();
+    PyObject *cap = reent_capsule(&r);
+    PyObject *t = PyContextVar_Set(var_a, cap);
+    Py_DECREF(cap);
+    CHECK_EQ_LONG(0, PyContextVar_Reset(var_a, t)); /* to no value: the capsule dies */
+    CHECK_EQ_LONG(1, r.ran);
+    CHECK(enter_ok);
+    CHECK_EQ_LONG(1, seen_a);
+    CHECK_EQ_LONG(1, h_get_long(var_a, NULL)); /* now in the outer context */
+    CHECK_EQ_LONG(3, h_get_long(var_b, NULL));
+    /* The left context was reset before the destructor ran. */
+    CHECK_EQ_LONG(0, PyContext_Enter(leave_me));
+    CHECK_EQ_LONG(H_MISSING, h_get_long(var_a, NULL)); /* a new context: nothing inherited */
+    CHECK_EQ_LONG(0, PyContext_Exit(leave_me));
+    Py_DECREF(t);
+    Py_CLEAR(leave_me);
+    CHECK_EQ_LONG(0, PyContextVar_Reset(var_b, kept_token_b));
+    CHECK_EQ_LONG(0, PyContextVar_Reset(var_a, ta));
+    Py_DECREF(ta);
+    h_leave(outer);
+    drop_globals();
+}
+
 /* The error indicator: a destructor that raises while PyErr_Clear or
  * PyErr_Restore releases the previous error leaves its own error pending
  * (the indicator is replaced before the old parts are released, as in
@@ -344,5 +382,6 @@ void suite_reentry(void) {
     RUN(releasing_a_sets_token_runs_a_destructor_that_sets_the_same_variable);
     RUN(exit_and_release_of_a_context_runs_a_destructor_in_the_outer_context);
     RUN(a_destructor_enters_a_copy_of_the_dying_context);
+    RUN(a_destructor_exits_the_context_a_reset_is_running_in);
     RUN(a_destructor_raising_while_the_indicator_is_cleared);
 }
