@@ -54,7 +54,7 @@ PY_LDFLAGS := $(shell python3-config --ldflags --embed 2>/dev/null)
 C_TEST_SRCS := $(wildcard c-tests/*.c)
 C_TEST_HDRS := $(wildcard c-tests/*.h)
 
-.PHONY: coverage loom tsan bench difftest fuzz all lib test rust-test header-check c-test c-test-static refleak test-cpython symbols example install install-check clean
+.PHONY: coverage tsan bench difftest fuzz loom all lib test rust-test header-check c-test c-test-static refleak test-cpython symbols example install install-check clean
 
 all: lib
 
@@ -63,8 +63,14 @@ lib:
 	ln -sf libcontextvars.so $(OUT)/libcontextvars.so.$(ABI)
 
 # Every test. Each step stops the run on failure.
-test: header-check rust-test c-test c-test-static refleak test-cpython difftest symbols example install-check
+test: header-check rust-test loom c-test c-test-static refleak test-cpython difftest symbols example install-check
 	@echo "make test: all passed"
+
+# Loom models of the lock-free protocols (models/tests/protocols.rs): every
+# interleaving of count decrements and frees, the entered flag, and the map
+# lock against copies from other threads.
+loom:
+	cd models && $(CARGO) test --release $(CARGOFLAGS)
 
 rust-test:
 	$(CARGO) test --release $(CARGOFLAGS)
@@ -202,18 +208,6 @@ bench: $(BUILD)/bench-cpython $(BUILD)/bench-lib
 # in target/coverage). Not part of `make test`: it rebuilds everything.
 coverage:
 	sh tools/coverage.sh
-
-# Loom models of the lock-free protocols (tests/loom_*.rs): the reference
-# count, the context's entered flag, the context's map lock. Built with
-# --cfg loom in target/loom; prints each model's run time.
-LOOM_TESTS := $(basename $(notdir $(wildcard tests/loom_*.rs)))
-loom:
-	@for t in $(LOOM_TESTS); do \
-	  RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) build --release $(CARGOFLAGS) --tests --test $$t -q || exit 1; \
-	  start=$$(date +%s.%N); \
-	  RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test --release $(CARGOFLAGS) -q --test $$t || exit 1; \
-	  echo "loom: $$t passed in $$(echo "$$(date +%s.%N) - $$start" | bc) s"; \
-	done
 
 # ThreadSanitizer over the C suite with a TSan-instrumented library and std
 # (tools/tsan.sh; nightly toolchain with rust-src).

@@ -8,10 +8,7 @@
 //! reader running meanwhile, the sum once the threads are done is exactly
 //! the net of what they counted.
 //!
-//! Run: `make loom` (RUSTFLAGS="--cfg loom" cargo test --release --test loom_live).
-#![cfg(loom)]
-// The unsafe blocks are the protocol under test; loom checks them.
-#![allow(clippy::undocumented_unsafe_blocks)]
+//! Run: `make loom` (cd models && cargo test --release --test live).
 
 use std::ptr;
 
