@@ -26,6 +26,23 @@ OUT := target/release
 SHARED := $(OUT)/libcontextvars.so
 STATIC := $(OUT)/libcontextvars.a
 BUILD := build
+
+# SANITIZE=address,undefined (any -fsanitize= list): the C programs linked
+# against the library (C suite, difftest, example) are built with the
+# sanitizers into their own build directory and run under them; valgrind is
+# skipped (it does not mix with ASan). The Rust library itself is not
+# instrumented (that needs nightly -Zsanitizer and a rebuilt std), but
+# ASan's malloc interposition covers its heap: a C-side use of an object
+# the library freed, a double free or an overflow is reported.
+SANITIZE ?=
+comma := ,
+ifneq ($(SANITIZE),)
+SAN_CFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+BUILD := build/sanitize-$(subst $(comma),-,$(SANITIZE))
+VALGRIND := 0
+export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+endif
 # What a program linking the static library also needs (Rust's std).
 STATIC_DEPS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
@@ -38,7 +55,7 @@ PY_LDFLAGS := $(shell python3-config --ldflags --embed 2>/dev/null)
 C_TEST_SRCS := $(wildcard c-tests/*.c)
 C_TEST_HDRS := $(wildcard c-tests/*.h)
 
-.PHONY: bench difftest fuzz loom all lib test rust-test header-check c-test c-test-static cxx-test test-cpython symbols example tracer install install-check clean
+.PHONY: coverage tsan bench difftest fuzz loom all lib test rust-test header-check c-test c-test-static cxx-test refleak test-cpython symbols example tracer install install-check clean
 
 all: lib
 
@@ -47,7 +64,7 @@ lib:
 	ln -sf libcontextvars.so $(OUT)/libcontextvars.so.$(ABI)
 
 # Every test. Each step stops the run on failure.
-test: header-check rust-test loom c-test c-test-static cxx-test test-cpython difftest symbols example tracer install-check
+test: header-check rust-test loom c-test c-test-static cxx-test refleak test-cpython difftest symbols example tracer install-check
 	@echo "make test: all passed"
 
 # Loom models of the lock-free protocols (models/tests/protocols.rs): every
@@ -76,11 +93,11 @@ header-check: lib
 
 $(BUILD)/c-tests: lib $(C_TEST_SRCS) $(C_TEST_HDRS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CSTD) $(WARN) -O1 -g -Iinclude $(C_TEST_SRCS) -o $@ -L$(OUT) -lcontextvars -Wl,-rpath,$(CURDIR)/$(OUT) -lpthread
+	$(CC) $(CSTD) $(WARN) $(SAN_CFLAGS) -O1 -g -Iinclude $(C_TEST_SRCS) -o $@ -L$(OUT) -lcontextvars -Wl,-rpath,$(CURDIR)/$(OUT) -lpthread
 
 $(BUILD)/c-tests-static: lib $(C_TEST_SRCS) $(C_TEST_HDRS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CSTD) $(WARN) -O1 -g -Iinclude $(C_TEST_SRCS) -o $@ $(STATIC) $(STATIC_DEPS)
+	$(CC) $(CSTD) $(WARN) $(SAN_CFLAGS) -O1 -g -Iinclude $(C_TEST_SRCS) -o $@ $(STATIC) $(STATIC_DEPS)
 
 $(BUILD)/c-tests-cpython: $(C_TEST_SRCS) $(C_TEST_HDRS)
 	@mkdir -p $(BUILD)
@@ -119,6 +136,13 @@ ifneq ($(VALGRIND),0)
 	$(MEMCHECK) $(BUILD)/cxx-tests
 endif
 
+# Refleak mode (CPython -R style): after its first run, each C case runs
+# REFLEAK more times and none may change a live-object count
+# (contextvars_live_counts).
+REFLEAK ?= 3
+refleak: $(BUILD)/c-tests
+	CONTEXTVARS_REFLEAK=$(REFLEAK) $(BUILD)/c-tests
+
 # The same assertions, proven against CPython 3.11.
 test-cpython: $(BUILD)/c-tests-cpython
 	$(BUILD)/c-tests-cpython
@@ -128,14 +152,17 @@ SEEDS ?= 300
 STEPS ?= 300
 $(BUILD)/difftest-lib: lib difftest/difftest.c
 	@mkdir -p $(BUILD)
-	$(CC) -std=c11 $(WARN) -O1 -g -Iinclude difftest/difftest.c -o $@ -L$(OUT) -lcontextvars -Wl,-rpath,$(CURDIR)/$(OUT) -lpthread
+	$(CC) -std=c11 $(WARN) $(SAN_CFLAGS) -O1 -g -Iinclude difftest/difftest.c -o $@ -L$(OUT) -lcontextvars -Wl,-rpath,$(CURDIR)/$(OUT) -lpthread
 
 $(BUILD)/difftest-cpython: difftest/difftest.c
 	@mkdir -p $(BUILD)
 	$(CC) $(PY_CFLAGS) -std=c11 $(WARN) -Wno-sign-compare -DUSE_CPYTHON difftest/difftest.c -o $@ $(PY_LDFLAGS) -lpthread
 
+# Under SANITIZE, leak checking is off for the difftest only: its random
+# sequences store contexts and tokens in themselves, reference cycles that
+# the library (no cycle collector, see README) leaks by design.
 difftest: $(BUILD)/difftest-cpython $(BUILD)/difftest-lib
-	$(PYTHON) difftest/compare.py $(BUILD)/difftest-cpython $(BUILD)/difftest-lib $(SEEDS) $(STEPS)
+	$(if $(SANITIZE),ASAN_OPTIONS=detect_leaks=0:abort_on_error=1) $(PYTHON) difftest/compare.py $(BUILD)/difftest-cpython $(BUILD)/difftest-lib $(SEEDS) $(STEPS)
 
 # Fuzzing (libFuzzer through cargo-fuzz, on the nightly toolchain): bytes
 # decoded into API calls (tests/support/api_sequence.rs). `make test` replays
@@ -147,11 +174,11 @@ fuzz:
 
 # The shared library exports exactly what the header declares.
 symbols: lib
-	$(PYTHON) tools/check_symbols.py include/contextvars.h $(SHARED)
+	$(PYTHON) tools/check_symbols.py include/contextvars.h $(SHARED) c-tests/test_hostile.c
 
 $(BUILD)/event_loop: lib examples/event_loop.c
 	@mkdir -p $(BUILD)
-	$(CC) $(CSTD) $(WARN) -O2 -Iinclude examples/event_loop.c -o $@ -L$(OUT) -lcontextvars -Wl,-rpath,$(CURDIR)/$(OUT)
+	$(CC) $(CSTD) $(WARN) $(SAN_CFLAGS) -O2 -Iinclude examples/event_loop.c -o $@ -L$(OUT) -lcontextvars -Wl,-rpath,$(CURDIR)/$(OUT)
 
 example: $(BUILD)/event_loop
 	$(BUILD)/event_loop
@@ -225,3 +252,14 @@ RUNS ?= 3
 ICOUNT ?= 1
 bench: $(BUILD)/bench-cpython $(BUILD)/bench-lib
 	$(PYTHON) bench/compare.py $(BUILD)/bench-cpython $(BUILD)/bench-lib $(RUNS) $(ICOUNT)
+
+# Line coverage of src/ under the Rust tests, the C suite and the difftest
+# (tools/coverage.sh: -C instrument-coverage and the toolchain's llvm-tools,
+# in target/coverage). Not part of `make test`: it rebuilds everything.
+coverage:
+	sh tools/coverage.sh
+
+# ThreadSanitizer over the C suite with a TSan-instrumented library and std
+# (tools/tsan.sh; nightly toolchain with rust-src).
+tsan:
+	sh tools/tsan.sh

@@ -10,6 +10,46 @@ void h_fail(const char *file, int line, const char *what) {
     fprintf(stderr, "FAIL %s: %s:%d: %s\n", h_current, file, line, what);
 }
 
+#if LIBRARY_ONLY
+/* Refleak mode (CONTEXTVARS_REFLEAK=N, `make refleak`), CPython -R style:
+ * after its first run, which warms up what persists (the thread's base
+ * context, interned state), each case runs N more times, and every one of
+ * those runs must leave every live-object count where it found it. */
+static int h_refleak_runs(void) {
+    static int runs = -1;
+    if (runs < 0) {
+        const char *e = getenv("CONTEXTVARS_REFLEAK");
+        runs = e ? atoi(e) : 0;
+        if (runs < 0) runs = 0;
+    }
+    return runs;
+}
+
+static long h_refleak_cases;
+
+static void h_refleak(const char *name, void (*fn)(void)) {
+    static const char *kinds[] = {"contexts", "vars", "tokens", "ints", "strs", "capsules", "map nodes"};
+    for (int run = 1; run <= h_refleak_runs(); run++) {
+        contextvars_LiveCounts a, b;
+        contextvars_live_counts(&a);
+        fn();
+        PyErr_Clear();
+        contextvars_live_counts(&b);
+        Py_ssize_t before[7] = {a.contexts, a.vars, a.tokens, a.ints, a.strs, a.capsules, a.map_nodes};
+        Py_ssize_t after[7] = {b.contexts, b.vars, b.tokens, b.ints, b.strs, b.capsules, b.map_nodes};
+        for (int k = 0; k < 7; k++) {
+            if (after[k] != before[k]) {
+                char buf[256];
+                snprintf(buf, sizeof buf, "refleak: %s run %d: %s %+ld", name, run, kinds[k],
+                         (long)(after[k] - before[k]));
+                h_fail(__FILE__, __LINE__, buf);
+            }
+        }
+    }
+    h_refleak_cases++;
+}
+#endif
+
 void h_run(const char *name, void (*fn)(void)) {
     h_current = name;
     h_case_failed = 0;
@@ -18,11 +58,19 @@ void h_run(const char *name, void (*fn)(void)) {
         h_fail(__FILE__, __LINE__, "case left an error set");
         PyErr_Clear();
     }
+#if LIBRARY_ONLY
+    if (h_refleak_runs() > 0 && !h_case_failed) h_refleak(name, fn);
+#endif
     if (h_case_failed) h_failed++; else h_passed++;
 }
 
 int h_summary(void) {
     printf("%s: %ld checks\n", TARGET_NAME, h_checks);
+#if LIBRARY_ONLY
+    if (h_refleak_runs() > 0)
+        printf("refleak: %ld cases, each run %d more times, live counts unchanged by every run\n",
+               h_refleak_cases, h_refleak_runs());
+#endif
     printf("%d passed, %d failed\n", h_passed, h_failed);
     return h_failed ? 1 : 0;
 }

@@ -69,5 +69,7 @@ void suite_threads(void);
 void suite_deep(void);
 void suite_watchers(void);
 void suite_extensions(void);
+void suite_hostile(void);
+void suite_reentry(void);
 
 #endif

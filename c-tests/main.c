@@ -12,6 +12,8 @@ int main(void) {
     suite_lifetime();
     suite_scale();
     suite_library_only();
+    suite_hostile();
+    suite_reentry();
     suite_threads();
     suite_deep();
     suite_watchers();

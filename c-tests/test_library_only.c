@@ -3,6 +3,8 @@
  * error, Exit after the caller dropped its reference (S1). */
 #include "harness.h"
 
+#include <pthread.h>
+
 #if LIBRARY_ONLY
 #define BAD_CALL "bad argument to internal function"
 
@@ -216,6 +218,55 @@ TEST(a_second_exit_after_the_thread_released_it_is_not_entered) {
 }
 #endif
 
+#if LIBRARY_ONLY
+/* The live-object counters (contextvars_live_counts) follow each kind,
+ * including objects made on one thread and released on another. */
+static contextvars_LiveCounts live_now(void) {
+    contextvars_LiveCounts c;
+    CHECK_EQ_LONG(0, contextvars_live_counts(&c));
+    return c;
+}
+#define LIVE_DELTA(field, n, a, b) CHECK_EQ_LONG((n), (b).field - (a).field)
+
+static PyObject *made_elsewhere[100];
+static void *make_ints(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 100; i++) made_elsewhere[i] = PyLong_FromLong(100000 + i);
+    return NULL;
+}
+
+TEST(live_counts_follow_every_kind) {
+    contextvars_LiveCounts a = live_now();
+    PyObject *var = PyContextVar_New("live", NULL); /* a var and its name */
+    contextvars_LiveCounts b = live_now();
+    LIVE_DELTA(vars, 1, a, b); LIVE_DELTA(strs, 1, a, b); LIVE_DELTA(objects, 2, a, b);
+    PyObject *ctx = PyContext_New();
+    PyObject *n = PyLong_FromLong(5000), *small = PyLong_FromLong(5); /* small ints are static */
+    PyObject *cap = PyCapsule_New(&a, NULL, NULL);
+    b = live_now();
+    LIVE_DELTA(contexts, 1, a, b); LIVE_DELTA(ints, 1, a, b); LIVE_DELTA(capsules, 1, a, b);
+    LIVE_DELTA(map_nodes, 0, a, b); LIVE_DELTA(objects, 5, a, b);
+    CHECK_EQ_LONG(0, PyContext_Enter(ctx));
+    PyObject *t = PyContextVar_Set(var, n);
+    b = live_now();
+    LIVE_DELTA(tokens, 1, a, b); LIVE_DELTA(map_nodes, 1, a, b);
+    CHECK_EQ_LONG(0, PyContextVar_Reset(var, t));
+    CHECK_EQ_LONG(0, PyContext_Exit(ctx));
+    Py_DECREF(t); Py_DECREF(ctx); Py_DECREF(n); Py_DECREF(small); Py_DECREF(cap); Py_DECREF(var);
+    b = live_now();
+    LIVE_DELTA(objects, 0, a, b); LIVE_DELTA(map_nodes, 0, a, b);
+    /* Made on a thread that has exited, released here: the sum is right. */
+    pthread_t th;
+    CHECK_EQ_LONG(0, pthread_create(&th, NULL, make_ints, NULL));
+    CHECK_EQ_LONG(0, pthread_join(th, NULL));
+    b = live_now();
+    LIVE_DELTA(ints, 100, a, b);
+    for (int i = 0; i < 100; i++) Py_DECREF(made_elsewhere[i]);
+    b = live_now();
+    LIVE_DELTA(ints, 0, a, b); LIVE_DELTA(objects, 0, a, b);
+}
+#endif
+
 void suite_library_only(void) {
 #if LIBRARY_ONLY
     RUN(null_object_arguments_raise_system_error);
@@ -230,5 +281,6 @@ void suite_library_only(void) {
     RUN(null_long_is_bad_internal_call_exactly);
     RUN(a_stack_of_contexts_held_only_by_the_thread_unwinds);
     RUN(a_second_exit_after_the_thread_released_it_is_not_entered);
+    RUN(live_counts_follow_every_kind);
 #endif
 }

@@ -22,7 +22,9 @@
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicUsize, Ordering};
+#[cfg(not(contextvars_tsan))]
+use std::sync::atomic::fence;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::errors::PyErr;
 use crate::object::{decref, incref, PyObject};
@@ -155,7 +157,11 @@ impl Drop for NodeRef {
             if rc.fetch_sub(1, Ordering::Release) != 1 {
                 return;
             }
+            #[cfg(not(contextvars_tsan))]
             fence(Ordering::Acquire);
+            // As in object.rs `decref`: ThreadSanitizer does not model fences.
+            #[cfg(contextvars_tsan)]
+            rc.load(Ordering::Acquire);
         }
         let node = self.node();
         let (entries, children) = (node.entry_count(), node.child_count());
@@ -175,6 +181,7 @@ impl Drop for NodeRef {
                 std::ptr::drop_in_place(kids.add(i));
             }
             crate::alloc::free(self.0.cast(), layout(entries, children));
+            crate::live::on_free(crate::live::Kind::MapNode);
         }
     }
 }
@@ -213,6 +220,7 @@ fn build(
 ) -> Result<NodeRef, PyErr> {
     let (n_entries, n_children) = (datamap.count_ones() as usize, nodemap.count_ones() as usize);
     let mem = crate::alloc::allocate(layout(n_entries, n_children)).ok_or_else(PyErr::no_memory)?;
+    crate::live::on_alloc(crate::live::Kind::MapNode);
     let node = mem.cast::<Node>();
     let old_entries: &[Entry] = old.map_or(&[], Node::entries);
     let old_children: &[NodeRef] = old.map_or(&[], Node::children);
@@ -285,6 +293,7 @@ fn build(
 fn build_delta(entries: &[Entry], base: NodeRef, size: usize) -> Result<NodeRef, PyErr> {
     debug_assert!(!entries.is_empty() && entries.len() <= DELTA_MAX && base.node().delta == 0);
     let mem = crate::alloc::allocate(layout(entries.len(), 1)).ok_or_else(PyErr::no_memory)?;
+    crate::live::on_alloc(crate::live::Kind::MapNode);
     let node = mem.cast::<Node>();
     // SAFETY: the block is fresh and sized for the entries and one child,
     // each written once; the entries' keys and values are live (they come
@@ -635,6 +644,7 @@ impl Map {
             incref(value);
             to.add(count).write(Entry { key, value });
             to.add(count + 1).cast::<NodeRef>().write(from.add(count).cast::<NodeRef>().read());
+            // One node replaces another: the live count is unchanged.
             crate::alloc::free(old.cast(), layout(count, 1));
         }
         (Map { root: Some(NodeRef(node)) }, Ok(true))

@@ -27,6 +27,7 @@
 //! - `errors`: exception types, the error indicator, `PyErr`.
 //! - `values`: None, int, str, capsule, and `repr()`.
 //! - `hamt`: the persistent map behind contexts.
+//! - `live`: live-object counters (per-thread blocks, summed on demand).
 //! - `context`: contexts, the thread's current context, Enter and Exit.
 //! - `var`: context variables and tokens.
 //! - `watchers`: context watchers (CPython 3.14's `PyContext_AddWatcher`).
@@ -49,6 +50,7 @@ pub mod errors;
 #[allow(non_snake_case)]
 pub mod ffi;
 mod hamt;
+mod live;
 pub mod object;
 mod unicode_printable;
 pub mod values;

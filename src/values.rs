@@ -164,6 +164,7 @@ pub(crate) fn new_str_from_valid_utf8(bytes: &[u8]) -> Result<Owned<Str>, PyErr>
         let data = p.cast::<u8>().add(size_of::<Str>());
         ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
         *data.add(bytes.len()) = 0;
+        crate::object::count_new(str_type());
         Ok(Owned::from_owned(NonNull::new_unchecked(p)))
     }
 }

@@ -13,6 +13,7 @@ use contextvars::ffi::context::*;
 use contextvars::ffi::errors::*;
 use contextvars::ffi::extensions::*;
 use contextvars::ffi::forced_panic;
+use contextvars::ffi::live::*;
 use contextvars::ffi::object::*;
 use contextvars::ffi::values::*;
 use contextvars::ffi::var::*;
@@ -114,6 +115,8 @@ fn a_panic_in_any_export_is_contained() {
         assert!(out.is_null(), "contextvars_var_default writes NULL even when it panics");
         reports!("contextvars_token_var", contextvars_token_var(token), null_obj);
         reports!("contextvars_token_old_value", contextvars_token_old_value(token), null_obj);
+        let mut counts = std::mem::MaybeUninit::<contextvars_LiveCounts>::zeroed();
+        reports!("contextvars_live_counts", contextvars_live_counts(counts.as_mut_ptr()), minus_one);
 
         // Exports that cannot report an error: contained, harmless result.
         macro_rules! contained {

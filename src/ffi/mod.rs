@@ -16,6 +16,7 @@ use crate::var::{token_type, var_type, ContextVar, Token};
 pub mod context;
 pub mod errors;
 pub mod extensions;
+pub mod live;
 pub mod object;
 pub mod values;
 pub mod var;
