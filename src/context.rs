@@ -67,14 +67,12 @@ pub(crate) fn context_type() -> *mut PyTypeObject {
 
 impl Drop for Context {
     fn drop(&mut self) {
-        // SAFETY: the context is dead: we own its map and its prev link.
-        unsafe {
-            drop(Map::from_raw(*self.map.get_mut()));
-            let prev = *self.prev.get_mut();
-            if !prev.is_null() {
-                decref(prev.cast());
-            }
-        }
+        // A context dies only when not entered (the entered flag is a
+        // reference), and Exit and the thread-exit release clear `prev`
+        // before dropping the flag: there is no link left to release.
+        debug_assert!(self.prev.get_mut().is_null(), "a dying context has no previous context");
+        // SAFETY: the context is dead: we own its map.
+        drop(unsafe { Map::from_raw(*self.map.get_mut()) });
     }
 }
 
